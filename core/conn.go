@@ -1,0 +1,173 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// writeChunk bounds the masked copy of a payload: large messages are masked
+// and written in pieces so the write buffer never grows past it.
+const writeChunk = 64 << 10
+
+var errCloseSent = errors.New("close frame already sent")
+
+// conn is one WebSocket connection instance. It dies as a whole: the first
+// failure of either half closes the socket, which stops the other half, and
+// is the only error ever reported for it.
+type conn struct {
+	client *Client
+	net    net.Conn
+	src    io.Reader // buffered frames, starting with any that came with the 101
+
+	subprotocol string
+	peerClose   *CloseError // the peer's close frame, once received
+
+	// Write state. writeMu is a lock that a waiter can give up on when the
+	// connection dies, so a stuck socket never blocks Close.
+	writeMu   chan struct{}
+	wbuf      bytes.Buffer
+	closeSent bool // RFC 6455 5.5.1: no data frame after our close frame
+
+	// Death.
+	dead     chan struct{}
+	deadOnce sync.Once
+	cause    error // the first failure; written before dead is closed
+}
+
+func newConn(c *Client, d *dialed) *conn {
+	return &conn{client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, writeMu: make(chan struct{}, 1), dead: make(chan struct{})}
+}
+
+// die ends the connection with err as its cause; later calls are no-ops, so
+// the errors that follow from our own close are never reported.
+func (cn *conn) die(err error) {
+	cn.deadOnce.Do(func() {
+		cn.cause = err
+		close(cn.dead)
+		_ = cn.net.Close() // its error is the consequence, not the cause
+	})
+}
+
+// endCause is why the connection ended: a received close frame wins over
+// whatever happened after it (the TCP close that follows, a close timeout).
+func (cn *conn) endCause() error {
+	<-cn.dead
+	if cn.peerClose != nil {
+		return cn.peerClose
+	}
+	return cn.cause
+}
+
+func (cn *conn) isDead() bool {
+	select {
+	case <-cn.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// deathError is what a write on a dead connection returns.
+func (cn *conn) deathError() *Error {
+	<-cn.dead
+	return &Error{Code: CodeClosed, Op: "write", Err: cn.cause}
+}
+
+func (cn *conn) lockWrite(timeout time.Duration) error {
+	select {
+	case cn.writeMu <- struct{}{}:
+		return nil
+	default:
+	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case cn.writeMu <- struct{}{}:
+		return nil
+	case <-cn.dead:
+		return cn.deathError()
+	case <-expired:
+		return &Error{Code: CodeTimeout, Op: "write", Err: errors.New("timed out waiting for the write lock")}
+	}
+}
+
+func (cn *conn) unlockWrite() { <-cn.writeMu }
+
+// writeFrame writes one whole frame under the write lock: data, ping, pong
+// and close frames never interleave.
+func (cn *conn) writeFrame(op ws.OpCode, p []byte) error {
+	timeout := cn.client.s.WriteTimeout
+	if err := cn.lockWrite(timeout); err != nil {
+		return err
+	}
+	defer cn.unlockWrite()
+	if cn.isDead() {
+		return cn.deathError()
+	}
+	if cn.closeSent {
+		return &Error{Code: CodeClosed, Op: "write", Err: errCloseSent}
+	}
+	if timeout > 0 {
+		_ = cn.net.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	if err := cn.writeMasked(op, p); err != nil {
+		e := wrap("write", err)
+		cn.die(e)
+		return e
+	}
+	cn.closeSent = op == ws.OpClose
+	return nil
+}
+
+// writeMasked frames and masks p (RFC 6455 5.3: every client frame is
+// masked) into the write buffer, never touching p itself: it may be memory
+// the caller still owns.
+func (cn *conn) writeMasked(op ws.OpCode, p []byte) error {
+	h := ws.Header{Fin: true, OpCode: op, Masked: true, Mask: ws.NewMask(), Length: int64(len(p))}
+	cn.wbuf.Reset()
+	if err := ws.WriteHeader(&cn.wbuf, h); err != nil {
+		return err
+	}
+	for off := 0; ; {
+		n := min(len(p)-off, writeChunk)
+		start := cn.wbuf.Len()
+		cn.wbuf.Write(p[off : off+n])
+		ws.Cipher(cn.wbuf.Bytes()[start:], h.Mask, off)
+		off += n
+		if _, err := cn.net.Write(cn.wbuf.Bytes()); err != nil {
+			return err
+		}
+		cn.wbuf.Reset()
+		if off == len(p) {
+			return nil
+		}
+	}
+}
+
+// writeClose sends a close frame (RFC 6455 5.5.1). 1005 means "no code":
+// the frame then has no body.
+func (cn *conn) writeClose(code int, reason string) error {
+	var body []byte
+	if code != CloseNoStatus {
+		body = ws.NewCloseFrameBody(ws.StatusCode(code), reason)
+	}
+	return cn.writeFrame(ws.OpClose, body)
+}
+
+// awaitServerClose waits, up to deadline, for the server to close TCP after
+// the close frames were exchanged: RFC 6455 7.1.1 has the server close
+// first, so the client does not hold the TIME_WAIT state.
+func (cn *conn) awaitServerClose(deadline time.Time) {
+	_ = cn.net.SetReadDeadline(deadline)
+	_, _ = io.Copy(io.Discard, io.LimitReader(cn.src, 1<<20))
+}

@@ -1,0 +1,186 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// Code is a stable error code shared with the C API and the Python package.
+// Values are part of the ABI: they never change, new ones are appended.
+type Code int32
+
+// The error codes. Keep in sync with capi's header and python/steadyws/_errors.py
+// (a test in each checks the names and values).
+const (
+	CodeOK              Code = 0  // success
+	CodeInvalidArgument Code = 1  // bad parameter; the message names it
+	CodeBadHandle       Code = 2  // unknown, freed or garbage handle
+	CodeTimeout         Code = 3  // a deadline passed (open, write, close)
+	CodeClosed          Code = 4  // the connection is closed (normally or not)
+	CodeNotConnected    Code = 5  // not open yet (connecting or reconnecting)
+	CodeHandshake       Code = 6  // the HTTP upgrade failed; Status says why
+	CodeTLS             Code = 7  // TLS handshake or certificate verification failed
+	CodeDNS             Code = 8  // the host name could not be resolved
+	CodeRefused         Code = 9  // TCP connection refused
+	CodeReset           Code = 10 // connection reset by peer or broken pipe
+	CodeProtocol        Code = 11 // the peer broke RFC 6455 (close 1002 or 1007)
+	CodeMessageTooBig   Code = 12 // a message exceeded max_message_size (close 1009)
+	CodeQueueFull       Code = 13 // the inbound queue overflowed
+	CodeBufferTooSmall  Code = 14 // a caller-supplied buffer cannot hold the result
+	CodeInternal        Code = 15 // a recovered panic or an engine bug
+	CodeNetwork         Code = 16 // any other network I/O failure
+)
+
+var codeNames = [...]string{
+	"OK", "INVALID_ARGUMENT", "BAD_HANDLE", "TIMEOUT", "CLOSED", "NOT_CONNECTED",
+	"HANDSHAKE", "TLS", "DNS", "REFUSED", "RESET", "PROTOCOL", "MESSAGE_TOO_BIG",
+	"QUEUE_FULL", "BUFFER_TOO_SMALL", "INTERNAL", "NETWORK",
+}
+
+// NumCodes is the number of defined codes.
+const NumCodes = len(codeNames)
+
+func (c Code) String() string {
+	if c >= 0 && int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("Code(%d)", int32(c))
+}
+
+// Error is the one error type the engine returns. It is created once, where
+// the failure is understood, and wrapped nowhere else.
+type Error struct {
+	Code   Code
+	Op     string // what was being done: "dial", "read", "write", "close", ...
+	Status int    // HTTP status of a failed handshake, 0 otherwise
+	Err    error  // the cause, if any
+}
+
+func (e *Error) Error() string {
+	msg := e.Op
+	if e.Status != 0 {
+		msg += fmt.Sprintf(": HTTP status %d", e.Status)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// CodeOf returns the code of err: CodeOK for nil, the Code of an *Error, and
+// a classification of anything else.
+func CodeOf(err error) Code {
+	if err == nil {
+		return CodeOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return classify(err)
+}
+
+// wrap turns err into an *Error for op, classifying it unless it already is
+// one. It returns nil for nil.
+func wrap(op string, err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: classify(err), Op: op, Err: err}
+}
+
+func invalidArg(name, format string, args ...any) *Error {
+	return &Error{Code: CodeInvalidArgument, Op: name, Err: fmt.Errorf(format, args...)}
+}
+
+// classify maps errors from the standard library and gobwas/ws to codes.
+// Order matters: a TLS error may wrap a net error, a DNS error is a net.Error.
+func classify(err error) Code {
+	var (
+		dnsErr    *net.DNSError
+		status    ws.StatusError
+		protoErr  ws.ProtocolError
+		closeErr  *CloseError
+		recordErr tls.RecordHeaderError
+		alertErr  tls.AlertError
+		verifyErr *tls.CertificateVerificationError
+		authErr   x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		certErr   x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &closeErr), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
+		return CodeClosed
+	case errors.As(err, &dnsErr) && !dnsErr.IsTimeout:
+		return CodeDNS
+	case errors.As(err, &verifyErr), errors.As(err, &authErr), errors.As(err, &hostErr),
+		errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr):
+		return CodeTLS
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+		return CodeTimeout
+	case errors.As(err, &status), isHandshakeErr(err):
+		return CodeHandshake
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return CodeRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
+		return CodeReset
+	case errors.Is(err, wsutil.ErrMessageTooLarge), errors.Is(err, wsutil.ErrFrameTooLarge):
+		return CodeMessageTooBig
+	case errors.As(err, &protoErr), errors.Is(err, wsutil.ErrInvalidUTF8),
+		errors.Is(err, ws.ErrHeaderLengthMSB), errors.Is(err, ws.ErrHeaderLengthUnexpected):
+		return CodeProtocol
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return CodeClosed
+	}
+	return CodeNetwork
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isHandshakeErr reports the errors gobwas/ws returns for a malformed or
+// non-conforming 101 response (RFC 6455 4.2.2).
+func isHandshakeErr(err error) bool {
+	for _, target := range []error{
+		ws.ErrHandshakeBadProtocol, ws.ErrHandshakeBadUpgrade, ws.ErrHandshakeBadConnection,
+		ws.ErrHandshakeBadSecAccept, ws.ErrHandshakeBadSubProtocol, ws.ErrHandshakeBadExtensions,
+		ws.ErrMalformedResponse, ws.ErrHandshakeBadStatus, errHandshakeTooLarge,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// panicError converts a recovered panic value into an internal error.
+func panicError(op string, r any) *Error {
+	return &Error{Code: CodeInternal, Op: op, Err: fmt.Errorf("recovered panic: %v", r)}
+}
+
+// Recover is deferred at the top of every goroutine and API entry point: a
+// panic becomes an internal *Error stored in *errp instead of a crash of the
+// host process.
+func Recover(op string, errp *error) {
+	if r := recover(); r != nil {
+		*errp = panicError(op, r)
+	}
+}

@@ -1,0 +1,247 @@
+package core
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Defaults of Options; each field's doc comment repeats its own.
+const (
+	DefaultOpenTimeout      = 10 * time.Second
+	DefaultCloseTimeout     = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMaxMessageSize   = 1 << 20
+	DefaultMaxQueue         = 1024
+	DefaultMaxHandshakeSize = 64 << 10
+
+	// MaxMessageSizeLimit bounds max_message_size: messages are buffered whole
+	// and their lengths cross the C boundary as 32-bit values.
+	MaxMessageSizeLimit = 1 << 30
+	// MaxQueueLimit bounds max_queue.
+	MaxQueueLimit = 1 << 24
+)
+
+// NoTimeout disables a timeout when given as its value.
+const NoTimeout time.Duration = -1
+
+// Options configure a Client. The zero value of a field means its default.
+type Options struct {
+	// URL is the ws:// or wss:// address to dial. Required.
+	URL string
+	// Header is sent with the opening handshake. Defaults to none.
+	Header http.Header
+	// Subprotocols are offered in Sec-WebSocket-Protocol, in order of
+	// preference. Defaults to none.
+	Subprotocols []string
+
+	// OpenTimeout bounds TCP connect, TLS and the opening handshake together.
+	// NoTimeout disables it. Defaults to 10 s.
+	OpenTimeout time.Duration
+	// CloseTimeout bounds the close handshake: after it, TCP is closed
+	// whatever the peer does. Defaults to 10 s.
+	CloseTimeout time.Duration
+	// WriteTimeout bounds one frame write; a write that times out kills the
+	// connection, since a partial frame cannot be recovered. NoTimeout
+	// disables it. Defaults to 10 s.
+	WriteTimeout time.Duration
+
+	// MaxMessageSize is the largest inbound message, after reassembly; a
+	// larger one closes the connection with 1009. Defaults to 1 MiB.
+	MaxMessageSize int64
+	// MaxQueue is how many inbound messages may wait for the consumer;
+	// while it is full the reader stops reading (TCP backpressure).
+	// Defaults to 1024.
+	MaxQueue int
+	// MaxHandshakeSize bounds the bytes of the HTTP response to the opening
+	// handshake. Defaults to 64 KiB.
+	MaxHandshakeSize int64
+
+	// CAFile is a PEM bundle that replaces the system roots. Defaults to the
+	// system roots.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key for mutual
+	// TLS. Defaults to none.
+	CertFile, KeyFile string
+	// ServerName overrides the name checked against the server certificate
+	// (and sent as SNI). Defaults to the URL's host.
+	ServerName string
+	// InsecureSkipVerify disables certificate verification. Defaults to
+	// false; never set it outside tests.
+	InsecureSkipVerify bool
+}
+
+// settings are Options validated and with defaults applied.
+type settings struct {
+	Options
+	url *url.URL
+	tls *tls.Config
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0 // disabled
+	}
+	return d
+}
+
+// validate checks every option before any I/O and names the bad one.
+func (o Options) validate() (*settings, error) {
+	s := &settings{Options: o}
+	u, err := parseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	s.url = u
+	if err := checkHeader(o.Header); err != nil {
+		return nil, err
+	}
+	if err := checkSubprotocols(o.Subprotocols); err != nil {
+		return nil, err
+	}
+	for name, d := range map[string]time.Duration{
+		"open_timeout": o.OpenTimeout, "close_timeout": o.CloseTimeout, "write_timeout": o.WriteTimeout,
+	} {
+		if d < 0 && d != NoTimeout {
+			return nil, invalidArg(name, "must not be negative, got %v", d)
+		}
+	}
+	s.OpenTimeout = durationOr(o.OpenTimeout, DefaultOpenTimeout)
+	s.CloseTimeout = durationOr(o.CloseTimeout, DefaultCloseTimeout)
+	s.WriteTimeout = durationOr(o.WriteTimeout, DefaultWriteTimeout)
+	if err := s.applyLimits(); err != nil {
+		return nil, err
+	}
+	if s.url.Scheme == "wss" {
+		if s.tls, err = o.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *settings) applyLimits() error {
+	var err error
+	if s.MaxMessageSize, err = limit("max_message_size", s.MaxMessageSize, DefaultMaxMessageSize, MaxMessageSizeLimit); err != nil {
+		return err
+	}
+	var q int64
+	if q, err = limit("max_queue", int64(s.MaxQueue), DefaultMaxQueue, MaxQueueLimit); err != nil {
+		return err
+	}
+	s.MaxQueue = int(q)
+	s.MaxHandshakeSize, err = limit("max_handshake_size", s.MaxHandshakeSize, DefaultMaxHandshakeSize, math.MaxInt32)
+	return err
+}
+
+func limit(name string, v, def, max int64) (int64, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < 0 || v > max:
+		return 0, invalidArg(name, "must be between 1 and %d, got %d", max, v)
+	}
+	return v, nil
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, invalidArg("url", "%v", err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, invalidArg("url", "scheme must be ws or wss, got %q", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, invalidArg("url", "has no host")
+	}
+	if p := u.Port(); p != "" {
+		var n int
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 {
+			return nil, invalidArg("url", "port must be 1-65535, got %q", p)
+		}
+	}
+	if u.Fragment != "" {
+		return nil, invalidArg("url", "must not have a fragment (RFC 6455 3)")
+	}
+	return u, nil
+}
+
+// checkHeader refuses names and values that would let a caller inject
+// header lines (CR, LF, NUL) or that are not HTTP tokens.
+func checkHeader(h http.Header) error {
+	for name, values := range h {
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
+			return invalidArg("headers", "invalid header name %q", name)
+		}
+		for _, v := range values {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return invalidArg("headers", "value of %q contains CR, LF or NUL", name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkSubprotocols requires HTTP tokens (RFC 6455 4.1, item 10).
+func checkSubprotocols(protos []string) error {
+	for _, p := range protos {
+		if p == "" || strings.ContainsFunc(p, func(r rune) bool {
+			return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
+		}) {
+			return invalidArg("subprotocols", "%q is not a valid token", p)
+		}
+	}
+	return nil
+}
+
+func (o Options) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         o.ServerName,
+		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // explicit opt-in only
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, invalidArg("ca_file", "%v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, invalidArg("ca_file", "no PEM certificate in %s", o.CAFile)
+		}
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, invalidArg("cert_file", "cert_file and key_file go together")
+	}
+	if o.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, invalidArg("cert_file", "%v", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// validCloseReason enforces RFC 6455 5.5: a close body is at most 125 bytes,
+// 2 of them the code, and the reason is UTF-8.
+func validCloseReason(reason string) error {
+	if len(reason) > 123 {
+		return invalidArg("reason", "must be at most 123 bytes of UTF-8, got %d", len(reason))
+	}
+	if !utf8.ValidString(reason) {
+		return invalidArg("reason", "must be valid UTF-8")
+	}
+	return nil
+}

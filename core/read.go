@@ -1,0 +1,129 @@
+package core
+
+import (
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+var errInvalidUTF8 = wsutil.ErrInvalidUTF8
+
+// firstChunk is the most the reader allocates before bytes arrive: a peer
+// that declares a large frame gets memory as it sends, not as it claims.
+const firstChunk = 64 << 10
+
+// readLoop is the one reader goroutine body of a connection. It returns
+// when the connection ends: a *CloseError for a close frame from the peer,
+// any other error for a failure.
+func (c *Client) readLoop(cn *conn) error {
+	rd := &wsutil.Reader{
+		Source:         cn.src,
+		State:          ws.StateClientSide,
+		CheckUTF8:      true,
+		MaxMessageSize: c.s.MaxMessageSize,
+	}
+	// RFC 6455 5.4: control frames may come between the fragments of a message.
+	rd.OnIntermediate = cn.handleControl
+	for {
+		hdr, err := rd.NextFrame()
+		if err != nil {
+			return err
+		}
+		if hdr.OpCode.IsControl() {
+			if err := cn.handleControl(hdr, rd); err != nil {
+				return err
+			}
+			continue
+		}
+		ev, err := readMessage(rd, hdr)
+		if err != nil {
+			return err
+		}
+		c.deliver(cn, ev)
+	}
+}
+
+// readMessage reads a whole, possibly fragmented, message; wsutil.Reader
+// joins the fragments, checks UTF-8 across them and enforces MaxMessageSize.
+func readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
+	buf := make([]byte, 0, min(hdr.Length, firstChunk)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Event{}, err
+		}
+	}
+	if hdr.OpCode == ws.OpText {
+		return Event{Kind: EventText, Data: buf, Runes: utf8.RuneCount(buf)}, nil
+	}
+	return Event{Kind: EventBinary, Data: buf}, nil
+}
+
+// deliver queues a message, waiting while the queue is full; it gives up
+// only when the connection dies or a local close makes the queue refuse.
+func (c *Client) deliver(cn *conn, ev Event) {
+	c.stats.add(StatMessagesIn, 1)
+	c.stats.add(StatBytesIn, int64(len(ev.Data)))
+	if c.q.put(ev, cn.dead) {
+		return
+	}
+	c.stats.add(StatDropped, 1)
+}
+
+// handleControl answers one control frame (RFC 6455 5.5). body is at most
+// 125 bytes: ws.CheckHeader refused anything longer.
+func (cn *conn) handleControl(hdr ws.Header, r io.Reader) error {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	switch hdr.OpCode {
+	case ws.OpPing:
+		// RFC 6455 5.5.2: answer with a pong carrying the same data. After
+		// our close frame no pong is due (5.5.1), so that error is not one.
+		cn.client.stats.add(StatPingsReceived, 1)
+		if err := cn.writeFrame(ws.OpPong, body); err != nil && !cn.closeSentErr(err) {
+			return err
+		}
+	case ws.OpPong:
+		cn.client.stats.add(StatPongsReceived, 1)
+	case ws.OpClose:
+		return cn.receiveClose(body)
+	}
+	return nil
+}
+
+func (cn *conn) closeSentErr(err error) bool {
+	e, ok := err.(*Error)
+	return ok && e.Err == errCloseSent
+}
+
+// receiveClose handles the peer's close frame: RFC 6455 5.5.1 asks us to
+// answer with a close frame, echoing the code, unless we sent one already.
+func (cn *conn) receiveClose(body []byte) error {
+	ce, err := parseClose(body)
+	if err != nil {
+		return err
+	}
+	cn.peerClose = ce // read by endCause after the reader has returned
+	cn.client.peerClosing()
+	if err := cn.writeClose(ce.Code, ""); err != nil && !cn.closeSentErr(err) {
+		return err
+	}
+	return ce
+}
+
+// closeDeadline is when a close handshake that starts now must be over.
+func (c *Client) closeDeadline() time.Time {
+	return time.Now().Add(c.s.CloseTimeout)
+}

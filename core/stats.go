@@ -1,0 +1,48 @@
+package core
+
+import "sync/atomic"
+
+// Stat indexes a counter of a Client. The order is part of the ABI: the C
+// API copies the counters into an int64 array in this order, and names them
+// through StatNames.
+type Stat int
+
+// The counters.
+const (
+	StatMessagesIn Stat = iota
+	StatBytesIn
+	StatMessagesOut
+	StatBytesOut
+	StatQueueDepth     // messages waiting for the consumer (a gauge)
+	StatQueueBytes     // bytes waiting for the consumer (a gauge)
+	StatQueueHighWater // most messages ever waiting at once
+	StatDropped        // messages read but never queued (after a local close)
+	StatPingsReceived
+	StatPongsReceived
+	StatConnects // successful opening handshakes
+	NumStats
+)
+
+// StatNames are the counters' names, as Python's stats() shows them.
+var StatNames = [NumStats]string{
+	"messages_in", "bytes_in", "messages_out", "bytes_out",
+	"queue_depth", "queue_bytes", "queue_high_water", "dropped",
+	"pings_received", "pongs_received", "connects",
+}
+
+type stats struct {
+	v [NumStats]atomic.Int64
+}
+
+func (s *stats) add(i Stat, n int64) { s.v[i].Add(n) }
+
+// Stats returns a snapshot of the client's counters, indexed by Stat.
+func (c *Client) Stats() [NumStats]int64 {
+	var out [NumStats]int64
+	for i := range out {
+		out[i] = c.stats.v[i].Load()
+	}
+	depth, size, high := c.q.depth()
+	out[StatQueueDepth], out[StatQueueBytes], out[StatQueueHighWater] = int64(depth), size, int64(high)
+	return out
+}
