@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# steadyws build and checks.
+#
+#   ./build.sh          build the Go library and dist/steadyws-<ver>-py3-none-<platform>.whl
+#   ./build.sh test     everything CI runs: gofmt, go vet, go test -race, the wheel,
+#                       a fresh virtualenv with the pinned test dependencies, mypy --strict,
+#                       and the pytest suite against the installed wheel
+#   ./build.sh lib      only the shared library, into python/steadyws/ (for hacking)
+#
+# Needs go (>= 1.24, with cgo and a C compiler) and python3 (>= 3.10) with pip and venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=build/venv
+
+log() { printf '\n==> %s\n' "$*"; }
+
+build_wheel() {
+	log "wheel"
+	rm -rf dist
+	"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir dist .
+	ls dist/*.whl
+}
+
+go_checks() {
+	log "go mod download"
+	go mod download
+	log "gofmt"
+	local unformatted
+	unformatted=$(gofmt -l core capi)
+	if [ -n "$unformatted" ]; then
+		echo "gofmt would change: $unformatted" >&2
+		exit 1
+	fi
+	log "go vet"
+	go vet ./...
+	log "go test -race"
+	go test -race -count=1 ./...
+}
+
+make_venv() {
+	log "virtualenv $VENV"
+	"$PYTHON" -m venv --clear "$VENV"
+	"$VENV/bin/python" -m pip install --quiet --upgrade pip
+	"$VENV/bin/python" -m pip install --quiet -r tests/requirements.txt
+	"$VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps dist/*.whl
+}
+
+python_checks() {
+	log "mypy --strict"
+	"$VENV/bin/python" -m mypy --strict python/steadyws
+	log "pytest (against the installed wheel)"
+	# From tests/, so that only the installed package can be imported.
+	(cd tests && "../$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider "$@")
+}
+
+case "${1:-build}" in
+build)
+	build_wheel
+	;;
+lib)
+	go build -buildmode=c-shared -trimpath -o python/steadyws/libsteadyws.so ./capi
+	;;
+test)
+	shift
+	go_checks
+	build_wheel
+	make_venv
+	python_checks "$@"
+	;;
+*)
+	echo "usage: $0 [build|test|lib]" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,61 @@
+"""steadyws: a WebSocket client for trading code, with a Go engine.
+
+    import steadyws
+
+    with steadyws.connect("wss://stream.example.com/ws") as ws:
+        ws.send('{"op": "subscribe", "args": ["trades.BTCUSD"]}')
+        for message in ws:
+            handle(message)
+
+Everything a network can do wrong arrives as an exception from the tree in
+:mod:`steadyws._errors`; nothing can crash the interpreter.
+"""
+
+from __future__ import annotations
+
+from ._connection import WebSocket, connect
+from ._errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    ConnectionRefused,
+    ConnectionReset,
+    DNSError,
+    ErrorCode,
+    HandshakeError,
+    InternalError,
+    MessageTooBig,
+    NetworkError,
+    NotConnected,
+    OpenTimeout,
+    ProtocolError,
+    QueueFull,
+    TLSError,
+    WebSocketError,
+)
+from ._ffi import runtime_stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "ConnectionRefused",
+    "ConnectionReset",
+    "DNSError",
+    "ErrorCode",
+    "HandshakeError",
+    "InternalError",
+    "MessageTooBig",
+    "NetworkError",
+    "NotConnected",
+    "OpenTimeout",
+    "ProtocolError",
+    "QueueFull",
+    "TLSError",
+    "WebSocket",
+    "WebSocketError",
+    "connect",
+    "runtime_stats",
+]

@@ -1,0 +1,138 @@
+"""Checking connect() options before any I/O.
+
+Each check raises TypeError or ValueError naming the parameter, so a typo
+fails at once instead of as a network error later. The result is the JSON
+config that sws_connect takes (keys are the parameter names).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Union
+
+HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+
+_TOKEN_FORBIDDEN = set('()<>@,;:\\"/[]?={} \t')
+
+
+def check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, not {type(url).__name__}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"url is invalid: {exc}") from None
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"url must start with ws:// or wss://, got {redact_url(url)!r}")
+    if not parts.hostname:
+        raise ValueError("url has no host")
+    if port == 0:
+        raise ValueError("url port must be 1-65535")
+    if any(c in url for c in "\r\n\x00 "):
+        raise ValueError("url must not contain whitespace, CR, LF or NUL")
+    return url
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password and query values replaced by ``***``: URLs
+    of exchanges often carry keys."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = "&".join(f"{k}=***" for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _is_token(s: str) -> bool:
+    return bool(s) and all(" " < c < "\x7f" and c not in _TOKEN_FORBIDDEN for c in s)
+
+
+def check_headers(headers: HeadersLike | None) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    try:
+        pairs = [(name, value) for name, value in items]
+    except (TypeError, ValueError):
+        raise TypeError("headers must be a mapping or an iterable of (name, value) pairs") from None
+    for name, value in pairs:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("headers names and values must be str")
+        if not _is_token(name):
+            raise ValueError(f"headers: invalid header name {name!r}")
+        if any(c in value for c in "\r\n\x00"):
+            raise ValueError(f"headers: the value of {name!r} contains CR, LF or NUL")
+    return pairs
+
+
+def check_subprotocols(subprotocols: Sequence[str] | None) -> list[str]:
+    if subprotocols is None:
+        return []
+    if isinstance(subprotocols, str):
+        raise TypeError("subprotocols must be a list of str, not a str")
+    result = list(subprotocols)
+    for p in result:
+        if not isinstance(p, str):
+            raise TypeError("subprotocols must be a list of str")
+        if not _is_token(p):
+            raise ValueError(f"subprotocols: {p!r} is not a valid token")
+    return result
+
+
+def check_timeout(name: str, value: float | None, *, allow_none: bool = True) -> float | None:
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} must be a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or None, not {type(value).__name__}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value}")
+    return float(value)
+
+
+def check_positive_int(name: str, value: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= maximum:
+        raise ValueError(f"{name} must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def check_path(name: str, value: str | os.PathLike[str] | None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path, not {type(value).__name__}")
+    return os.fspath(value)
+
+
+def check_close(code: int, reason: str) -> bytes:
+    """RFC 6455 7.4: the codes a client may send; a reason of at most 123 bytes."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"code must be an int, not {type(code).__name__}")
+    if not (code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        raise ValueError(f"code {code} may not be sent: use 1000-1003, 1007-1014 or 3000-4999")
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, not {type(reason).__name__}")
+    raw = reason.encode("utf-8")
+    if len(raw) > 123:
+        raise ValueError(f"reason must be at most 123 bytes in UTF-8, got {len(raw)}")
+    return raw
+
+
+def seconds(value: float | None) -> Any:
+    """A timeout for the JSON config: null is no limit; 0 is "at once", sent
+    as the smallest positive duration Go accepts."""
+    if value is None:
+        return None
+    return max(value, 1e-9)
