@@ -225,11 +225,14 @@ func (q *queue) close() {
 	}
 }
 
-// setSignal installs s and brings it to the current level.
+// setSignal installs s (nil removes it) and brings it to the current level.
 func (q *queue) setSignal(s Signal) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.signal = s
+	if s == nil {
+		return
+	}
 	if q.head < len(q.items) {
 		s.Set()
 	} else {

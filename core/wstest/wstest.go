@@ -1,0 +1,71 @@
+// Package wstest runs real WebSocket servers on loopback for the Go tests
+// of core and capi: gobwas/ws on the server side, one handler per
+// connection.
+package wstest
+
+import (
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// Server accepts connections on 127.0.0.1 until the test ends.
+type Server struct {
+	ln  net.Listener
+	URL string
+	wg  sync.WaitGroup
+}
+
+// New starts a server whose connections, once upgraded, are given to
+// handler; it accepts any subprotocol offered first.
+func New(t testing.TB, handler func(c net.Conn)) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{ln: ln, URL: "ws://" + ln.Addr().String() + "/"}
+	s.wg.Add(1)
+	go s.accept(handler)
+	t.Cleanup(func() {
+		ln.Close()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *Server) accept(handler func(c net.Conn)) {
+	defer s.wg.Done()
+	u := ws.Upgrader{Protocol: func([]byte) bool { return true }}
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			if _, err := u.Upgrade(c); err != nil {
+				return
+			}
+			handler(c)
+		}()
+	}
+}
+
+// Echo answers every message and the close handshake.
+func Echo(c net.Conn) {
+	for {
+		msg, op, err := wsutil.ReadClientData(c)
+		if err != nil {
+			return
+		}
+		if err := wsutil.WriteServerMessage(c, op, msg); err != nil {
+			return
+		}
+	}
+}
