@@ -1,0 +1,109 @@
+"""The C surface as Python sees it: enums agree, callbacks, the wakeup fd, Ctrl-C."""
+
+from __future__ import annotations
+
+import ctypes
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import steadyws
+from servers import EchoServer, MisbehavingServer, tagged
+from steadyws import _ffi
+
+
+def test_error_codes_match_the_library() -> None:
+    """Every Python ErrorCode has the value and name the engine gives it, and no code is missing."""
+    for code in steadyws.ErrorCode:
+        assert _ffi.code_name(code) == code.name
+    assert _ffi.code_name(len(steadyws.ErrorCode)) is None
+
+
+def test_stat_names_come_from_the_library(ws_server: EchoServer) -> None:
+    """stats() has one key per engine counter, and the counters move."""
+    with steadyws.connect(ws_server.url("/echo")) as ws:
+        ws.send("abc")
+        assert ws.recv(timeout=5) == "abc"
+        stats = ws.stats()
+    assert tuple(stats) == _ffi.STAT_NAMES
+    assert stats["messages_out"] == 1 and stats["bytes_out"] == 3
+    assert stats["messages_in"] == 1 and stats["connects"] == 1
+
+
+def _raw_handle(url: str) -> int:
+    from steadyws._connection import _open_handle
+
+    return _open_handle({"url": url})
+
+
+def test_notify_callback_runs_when_events_arrive(ws_server: EchoServer) -> None:
+    """A C callback registered with sws_set_callback is called (from a Go thread) when events queue up."""
+    h = _raw_handle(ws_server.url("/echo"))
+    called = threading.Event()
+    seen: list[int] = []
+
+    @_ffi.NotifyFn
+    def notify(handle: int, user: int | None) -> None:
+        seen.append(handle)
+        called.set()
+
+    try:
+        assert _ffi.lib.sws_set_callback(h, notify, None) == 0
+        assert called.wait(5), "callback not called for the OPEN event"
+        assert seen[0] == h
+    finally:
+        _ffi.lib.sws_set_callback(h, None, None)
+        _ffi.lib.sws_free(h)
+
+
+def test_wakeup_fd_is_readable_exactly_while_events_wait(ws_server: EchoServer) -> None:
+    """The eventfd is readable while events are queued and not readable once they are drained."""
+    h = _raw_handle(ws_server.url("/echo"))
+    fd = ctypes.c_int32()
+    meta = (ctypes.c_uint32 * (4 * 16))()
+    data = ctypes.create_string_buffer(4096)
+    count, size = ctypes.c_int32(), ctypes.c_int64()
+    try:
+        assert _ffi.lib.sws_wakeup_fd(h, ctypes.byref(fd)) == 0
+        readable, _, _ = select.select([fd.value], [], [], 5)
+        assert readable, "not readable after the OPEN event"
+        rc = _ffi.lib.sws_poll(h, meta, 16, data, len(data), 0, ctypes.byref(count), ctypes.byref(size))
+        assert rc == 0 and count.value == 1
+        readable, _, _ = select.select([fd.value], [], [], 0.2)
+        assert not readable, "still readable with an empty queue"
+        assert _ffi.lib.sws_send(h, b"x", 1, 1) == 0
+        readable, _, _ = select.select([fd.value], [], [], 5)
+        assert readable, "not readable after the echo arrived"
+    finally:
+        _ffi.lib.sws_free(h)
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, steadyws
+    ws = steadyws.connect(sys.argv[1])
+    print("ready", flush=True)
+    try:
+        ws.recv()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    """
+)
+
+
+def test_ctrl_c_interrupts_a_blocked_recv(bad_server: MisbehavingServer) -> None:
+    """SIGINT reaches a recv() blocked inside the library within a fraction of a second."""
+    url = bad_server.url(tagged("/early-frames?n=0"))
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, url], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        threading.Event().wait(0.3)  # let recv block inside Go
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=2)  # 0.2 s in the spec; generous for a loaded machine
+    finally:
+        proc.kill()
+    assert "interrupted" in out
