@@ -2,6 +2,7 @@ package core
 
 import (
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"math"
@@ -157,6 +158,10 @@ func limit(name string, v, def, max int64) (int64, error) {
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL itself: it may hold credentials
+		}
 		return nil, invalidArg("url", "%v", err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {

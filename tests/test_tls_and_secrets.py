@@ -1,0 +1,98 @@
+"""TLS options beyond the defaults, concurrent senders, and secrets kept out of sight."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+import steadyws
+from conftest import server_tls_context
+from servers import EchoServer
+
+
+@pytest.fixture(scope="module")
+def mtls_server(tls_ca: trustme.CA) -> Iterator[EchoServer]:
+    """A wss echo server that requires a client certificate issued by the test CA."""
+    context = server_tls_context(tls_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    tls_ca.configure_trust(context)
+    server = EchoServer(ssl_context=context)
+    yield server
+    server.close()
+
+
+def test_client_certificate_is_presented(mtls_server: EchoServer, tls_ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
+    """cert_file and key_file authenticate the client to a server that requires it (mutual TLS)."""
+    pem = tmp_path / "client.pem"
+    tls_ca.issue_cert("client@example").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    with steadyws.connect(mtls_server.url("/echo"), ca_file=ca_file, cert_file=str(pem), key_file=str(pem)) as ws:
+        ws.send("with a client certificate")
+        assert ws.recv(timeout=5) == "with a client certificate"
+
+
+def test_missing_client_certificate_fails(mtls_server: EchoServer, ca_file: str) -> None:
+    """Without a client certificate, a server that requires one is not reached."""
+    with pytest.raises(steadyws.WebSocketError):
+        with steadyws.connect(mtls_server.url("/echo"), ca_file=ca_file, open_timeout=5) as ws:
+            ws.send("x")
+            ws.recv(timeout=5)
+
+
+def test_cert_file_without_key_file_is_refused(wss_server: EchoServer, tmp_path: Path) -> None:
+    """cert_file alone is a ValueError naming the parameter, before any I/O."""
+    with pytest.raises(ValueError, match="cert_file"):
+        steadyws.connect(wss_server.url("/echo"), cert_file=str(tmp_path / "c.pem"))
+
+
+def test_insecure_skip_verify_is_explicit(wss_server: EchoServer) -> None:
+    """An untrusted certificate is accepted only with insecure_skip_verify=True."""
+    with pytest.raises(steadyws.TLSError):
+        steadyws.connect(wss_server.url("/echo"))
+    with steadyws.connect(wss_server.url("/echo"), insecure_skip_verify=True) as ws:
+        ws.send("unverified")
+        assert ws.recv(timeout=5) == "unverified"
+
+
+def test_concurrent_senders_never_interleave_frames(ws_server: EchoServer) -> None:
+    """8 threads sending at once: every message arrives whole (frames are written under one lock)."""
+    threads, per_thread = 8, 200
+    with steadyws.connect(ws_server.url("/echo"), max_queue=threads * per_thread) as ws:
+
+        def sender(t: int) -> None:
+            for i in range(per_thread):
+                ws.send(f"{t}:{i}:" + "x" * (i * 37 % 3000))
+
+        workers = [threading.Thread(target=sender, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        got = [ws.recv(timeout=10) for _ in range(threads * per_thread)]
+    assert isinstance(got[0], str)
+    seen = {tuple(str(m).split(":")[:2]) for m in got}
+    assert len(seen) == threads * per_thread
+    for m in got:
+        t, i, pad = str(m).split(":")
+        assert pad == "x" * (int(i) * 37 % 3000)
+
+
+def test_secrets_stay_out_of_repr_logs_and_errors(ws_server: EchoServer, caplog: pytest.LogCaptureFixture) -> None:
+    """URL passwords, query values and header values never appear in reprs, logs or exception messages."""
+    caplog.set_level(logging.DEBUG, logger="steadyws")
+    port = ws_server.url("/").split(":")[2].split("/")[0]
+    url = f"ws://trader:hunter2@127.0.0.1:{port}/echo?apikey=s3cr3t"
+    with steadyws.connect(url, headers={"X-API-KEY": "k3y-value"}) as ws:
+        text = repr(ws)
+    refused = f"ws://trader:hunter2@127.0.0.1:1/?apikey=s3cr3t"
+    with pytest.raises(steadyws.ConnectionRefused) as err:
+        steadyws.connect(refused, headers={"X-API-KEY": "k3y-value"})
+    text += str(err.value) + caplog.text
+    for secret in ("hunter2", "s3cr3t", "k3y-value"):
+        assert secret not in text
+    assert "***" in text
