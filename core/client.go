@@ -245,7 +245,10 @@ func (c *Client) closeConn(cn *conn) {
 		c.mu.Lock()
 		code, reason := c.closeCode, c.closeReason
 		c.closeTimer = time.AfterFunc(c.s.CloseTimeout, func() {
-			cn.die(&Error{Code: CodeTimeout, Op: "close", Err: errors.New("no close frame from the server within close_timeout")})
+			_ = safely("close timeout", func() error {
+				cn.die(&Error{Code: CodeTimeout, Op: "close", Err: errors.New("no close frame from the server within close_timeout")})
+				return nil
+			})
 		})
 		c.mu.Unlock()
 		if err := cn.writeClose(code, reason); err != nil && !cn.closeSentErr(err) {

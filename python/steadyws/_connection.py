@@ -211,7 +211,7 @@ class WebSocket:
             return dict(self._final_stats)
         h = self._h.value
         values = _ffi.int64s(lambda out, cap, n: lib.sws_stats(h, out, cap, n), len(_ffi.STAT_NAMES))
-        if len(values) != len(_ffi.STAT_NAMES):  # freed meanwhile
+        if values is None:  # freed meanwhile: _release kept the last counters
             return dict(self._final_stats or {})
         return dict(zip(_ffi.STAT_NAMES, values))
 

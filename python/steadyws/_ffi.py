@@ -109,13 +109,14 @@ def last_error(handle: int) -> str:
     return read_string(lambda buf, cap, out: lib.sws_last_error(handle, buf, cap, out)) or ""
 
 
-def int64s(fill: Any, count: int) -> list[int]:
-    """Calls ``fill(out, cap, out_n)`` for an array of int64 counters."""
+def int64s(fill: Any, count: int) -> list[int] | None:
+    """Calls ``fill(out, cap, out_n)`` for an array of int64 counters; None if
+    the call failed (a freed handle)."""
     out = (c_int64 * count)()
     n = c_int32()
     rc = fill(out, count, ctypes.byref(n))
     if rc not in (ErrorCode.OK, ErrorCode.BUFFER_TOO_SMALL):
-        raise RuntimeError(f"steadyws: reading counters failed: {ErrorCode(rc).name}")
+        return None
     return list(out[: min(n.value, count)])
 
 
@@ -142,5 +143,8 @@ def code_name(code: int) -> str | None:
 def runtime_stats() -> dict[str, int]:
     """Process-wide engine counters: live goroutines and live handles."""
     check_fork()
-    goroutines, handles = int64s(lib.sws_runtime_stats, 2)[:2]
+    values = int64s(lib.sws_runtime_stats, 2)
+    if values is None:
+        raise RuntimeError("steadyws: reading the runtime counters failed")
+    goroutines, handles = values[:2]
     return {"goroutines": goroutines, "handles": handles}
