@@ -3,7 +3,9 @@ package core
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,7 +29,18 @@ type Client struct {
 	err         *Error // why the client ended, if it failed
 	subprotocol string
 
+	// Lifecycle, for stats and the reconnect policy.
+	everOpened atomic.Bool
+	openedAt   atomic.Int64 // unix ns of the current open, 0 when not open
+
+	// Reconnect state (reconnect.go).
+	policy     Backoff            // guarded by mu; SetBackoff changes it live
+	headerFunc func() (http.Header, error) // guarded by mu
+	attempt    int                // owned by run: attempts since the last healthy connection
+	sched      int                // owned by run: position in the backoff schedule
+
 	// Close handshake state.
+	userClosed  bool // Close or Abort was called: never reconnect
 	closeCode   int
 	closeReason string
 	closeTimer  *time.Timer
@@ -42,6 +55,10 @@ func Open(o Options) (*Client, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{s: s, ctx: ctx, cancel: cancel, q: newQueue(s.MaxQueue), done: make(chan struct{})}
+	if s.Reconnect != nil {
+		c.policy = *s.Reconnect
+	}
+	c.headerFunc = s.HeaderFunc
 	go c.run()
 	return c, nil
 }
@@ -52,22 +69,62 @@ func safely(op string, f func() error) (err error) {
 	return f()
 }
 
-// run is the client's supervisor goroutine: it dials, becomes the reader of
-// the connection, and reports the end. Besides the short-lived goroutine
-// that sends a close frame, it is the only goroutine a client has.
+// run is the client's supervisor goroutine: it dials, becomes the reader
+// of the connection, and when the connection ends decides whether to dial
+// again (see retry). Each connection adds at most a heartbeat goroutine and
+// a short-lived one that sends a close frame; all end with the connection.
 func (c *Client) run() {
-	var cn *conn
-	err := safely("dial", func() error {
-		d, err := dial(c.ctx, c.s)
+	var err error
+	for {
+		var cn *conn
+		cn, err = c.connect()
+		var upFor time.Duration
+		if err == nil {
+			start := time.Now()
+			err = c.session(cn)
+			upFor = time.Since(start)
+		}
+		delay, again := c.retry(err, cn != nil, upFor)
+		if !again {
+			break
+		}
+		if !c.sleep(delay) {
+			err = c.closedByUser()
+			break
+		}
+	}
+	_ = safely("finish", func() error { c.finish(err); return nil })
+}
+
+// connect dials once, with fresh headers.
+func (c *Client) connect() (cn *conn, err error) {
+	c.mu.Lock()
+	c.transitionLocked(StateConnecting)
+	c.mu.Unlock()
+	err = safely("dial", func() error {
+		h, err := c.header()
+		if err != nil {
+			return err
+		}
+		d, err := dial(c.ctx, c.s, h)
 		if err == nil {
 			cn = newConn(c, d)
 		}
 		return err
 	})
-	if err == nil {
-		err = safely("read", func() error { return c.serve(cn) })
-	}
-	_ = safely("finish", func() error { c.finish(cn, err); return nil })
+	return cn, err
+}
+
+// session runs one open connection to its end and returns why it ended.
+func (c *Client) session(cn *conn) error {
+	err := safely("read", func() error { return c.serve(cn) })
+	cn.die(err)
+	err = cn.endCause()
+	c.mu.Lock()
+	c.conn = nil
+	c.mu.Unlock()
+	c.openedAt.Store(0)
+	return err
 }
 
 // serve announces the open connection and reads until it ends.
@@ -78,9 +135,16 @@ func (c *Client) serve(cn *conn) error {
 	opened := c.transitionLocked(StateOpen)
 	c.mu.Unlock()
 	if opened {
+		if c.everOpened.Swap(true) {
+			c.stats.add(StatReconnects, 1)
+		}
+		c.openedAt.Store(time.Now().UnixNano())
 		c.q.putEvent(Event{Kind: EventOpen, Data: []byte(cn.subprotocol)})
 	} else {
 		go c.closeConn(cn) // Close was called while the handshake finished
+	}
+	if c.s.PingInterval > 0 {
+		go c.heartbeat(cn)
 	}
 	err := c.readLoop(cn)
 	if _, ok := AsCloseError(err); ok {
@@ -89,32 +153,27 @@ func (c *Client) serve(cn *conn) error {
 		// We end it (RFC 6455 7.1.7): tell the peer why, best effort.
 		_ = cn.writeClose(code, "")
 	}
-	cn.die(err)
 	return err
+}
+
+// closedByUser is the end reported when Close interrupted a reconnect.
+func (c *Client) closedByUser() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &CloseError{Code: c.closeCode, Reason: c.closeReason}
 }
 
 // finish reports the end of the client once: the terminal EventClosed, the
 // closed state, and the done channel.
-func (c *Client) finish(cn *conn, err error) {
-	ev := Event{Kind: EventClosed, CloseCode: CloseAbnormal}
-	if cn != nil {
-		cn.die(err)
-		err = cn.endCause()
-	}
-	if ce, ok := AsCloseError(err); ok {
-		ev.CloseCode, ev.Data = ce.Code, []byte(ce.Reason)
-	} else {
+func (c *Client) finish(err error) {
+	ev := closeEvent(EventClosed, err)
+	if ev.Err != CodeOK {
 		e := wrap("connection", err)
-		ev.Err, ev.Status = e.Code, e.Status
-		if code := closeCodeFor(err); code != CloseAbnormal {
-			ev.CloseCode = code
-		}
 		c.mu.Lock()
 		c.err = e
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	c.conn = nil
 	c.transitionLocked(StateClosed)
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
@@ -124,6 +183,23 @@ func (c *Client) finish(cn *conn, err error) {
 	c.q.putEvent(ev)
 	c.q.close()
 	close(c.done)
+}
+
+// closeEvent describes the end of a connection, err, as an event of kind:
+// the peer's close code and reason, or the code we closed with and our
+// error. The data is the reason, or the error's message.
+func closeEvent(kind EventKind, err error) Event {
+	ev := Event{Kind: kind, CloseCode: CloseAbnormal}
+	if ce, ok := AsCloseError(err); ok {
+		ev.CloseCode, ev.Data = ce.Code, []byte(ce.Reason)
+		return ev
+	}
+	e := wrap("connection", err)
+	ev.Err, ev.Status, ev.Data = e.Code, e.Status, []byte(e.Error())
+	if code := closeCodeFor(err); code != CloseAbnormal {
+		ev.CloseCode = code
+	}
+	return ev
 }
 
 // transitionLocked moves to state to if the state table allows it.
@@ -226,14 +302,15 @@ func (c *Client) Close(code int, reason string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cn := c.conn
-	if !c.transitionLocked(StateClosing) {
+	if c.userClosed || c.state == StateClosed {
 		return nil
 	}
+	c.userClosed = true
 	c.closeCode, c.closeReason = code, reason
-	c.cancel() // aborts a dial in progress
+	c.transitionLocked(StateClosing) // unless the peer started closing already
+	c.cancel()                       // aborts a dial or a reconnect wait
 	c.q.refuse()
-	if cn != nil {
+	if cn := c.conn; cn != nil {
 		go c.closeConn(cn)
 	}
 	return nil
@@ -270,6 +347,7 @@ func (c *Client) peerClosing() {
 func (c *Client) Abort(timeout time.Duration) bool {
 	c.mu.Lock()
 	cn := c.conn
+	c.userClosed = true
 	c.transitionLocked(StateClosing)
 	c.mu.Unlock()
 	c.cancel()

@@ -43,6 +43,16 @@ func next(t *testing.T, c *Client) Event {
 	return Event{}
 }
 
+// nextOf skips events until one of kind.
+func nextOf(t *testing.T, c *Client, kind EventKind) Event {
+	t.Helper()
+	for {
+		if ev := next(t, c); ev.Kind == kind {
+			return ev
+		}
+	}
+}
+
 func mustOpen(t *testing.T, c *Client) {
 	t.Helper()
 	if ev := next(t, c); ev.Kind != EventOpen {
@@ -139,8 +149,10 @@ func TestRemoteClose(t *testing.T) {
 	if ev := next(t, c); string(ev.Data) != "last" {
 		t.Fatalf("got %+v", ev)
 	}
-	if ev := next(t, c); ev.Kind != EventClosed || ev.CloseCode != 4001 || string(ev.Data) != "bye" || ev.Err != CodeOK {
-		t.Fatalf("got %+v", ev)
+	for _, kind := range []EventKind{EventDisconnected, EventClosed} {
+		if ev := next(t, c); ev.Kind != kind || ev.CloseCode != 4001 || string(ev.Data) != "bye" || ev.Err != CodeOK {
+			t.Fatalf("got %+v, want kind %v", ev, kind)
+		}
 	}
 }
 
@@ -168,7 +180,7 @@ func closeCodeAfter(t *testing.T, raw []byte, o Options) (Event, int) {
 	o.URL = srv.URL
 	c := open(t, o)
 	mustOpen(t, c)
-	ev := next(t, c)
+	ev := nextOf(t, c, EventClosed)
 	select {
 	case code := <-got:
 		return ev, code

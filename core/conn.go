@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -27,6 +28,11 @@ type conn struct {
 
 	subprotocol string
 	peerClose   *CloseError // the peer's close frame, once received
+
+	// Liveness, for the heartbeat.
+	frames        atomic.Uint64 // frames read so far
+	readerBlocked atomic.Bool   // the reader waits for room in the queue
+	unblockedAt   atomic.Int64  // unix ns when it last stopped waiting
 
 	// Write state. writeMu is a lock that a waiter can give up on when the
 	// connection dies, so a stuck socket never blocks Close.

@@ -9,6 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -26,24 +31,32 @@ type dialed struct {
 
 // dial runs TCP connect, TLS and the opening handshake (RFC 6455 4.1) under
 // one deadline, OpenTimeout, and cancellation by ctx.
-func dial(ctx context.Context, s *settings) (*dialed, error) {
+func dial(ctx context.Context, s *settings, header http.Header) (*dialed, error) {
 	var hc *handshakeConn
 	var status int
+	var wait time.Duration
 	d := ws.Dialer{
 		Timeout:   s.OpenTimeout,
 		Protocols: s.Subprotocols,
-		Header:    ws.HandshakeHeaderHTTP(requestHeader(s)),
+		Header:    ws.HandshakeHeaderHTTP(requestHeader(s.url, header)),
 		NetDial:   netDial,
 		TLSConfig: s.tls,
 		WrapConn: func(c net.Conn) net.Conn {
 			hc = newHandshakeConn(c, s.MaxHandshakeSize)
 			return hc
 		},
-		OnStatusError: func(code int, _ []byte, _ io.Reader) { status = code },
+		OnStatusError: func(code int, _ []byte, resp io.Reader) {
+			status = code
+			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+				wait = readRetryAfter(resp)
+			}
+		},
 	}
 	conn, br, hs, err := d.Dial(ctx, s.url.String())
 	if err != nil {
-		return nil, dialError(ctx, status, err)
+		e := dialError(ctx, status, err)
+		e.RetryAfter = wait
+		return nil, e
 	}
 	hc.done()
 	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol}, nil
@@ -52,12 +65,12 @@ func dial(ctx context.Context, s *settings) (*dialed, error) {
 // requestHeader adds Basic credentials from the URL's user info, like
 // browsers and the websockets library do, unless the caller set
 // Authorization.
-func requestHeader(s *settings) http.Header {
-	h := s.Header.Clone()
+func requestHeader(url *url.URL, header http.Header) http.Header {
+	h := header.Clone()
 	if h == nil {
 		h = http.Header{}
 	}
-	if u := s.url.User; u != nil && h.Get("Authorization") == "" {
+	if u := url.User; u != nil && h.Get("Authorization") == "" {
 		pass, _ := u.Password()
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
 	}
@@ -75,6 +88,30 @@ func bufferedReader(conn net.Conn, br *bufio.Reader) io.Reader {
 	early = bytes.Clone(early)
 	ws.PutReader(br)
 	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), conn), readBufferSize)
+}
+
+// maxRetryAfter bounds how long a server may make us wait.
+const maxRetryAfter = time.Hour
+
+// readRetryAfter reads the headers of a refused handshake for Retry-After
+// (RFC 9110 10.2.3): delay-seconds or an HTTP date.
+func readRetryAfter(resp io.Reader) time.Duration {
+	tp := textproto.NewReader(bufio.NewReader(resp))
+	if _, err := tp.ReadLine(); err != nil {
+		return 0
+	}
+	h, _ := tp.ReadMIMEHeader() // a partial header is still worth reading
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return min(time.Duration(max(secs, 0))*time.Second, maxRetryAfter)
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(at), 0), maxRetryAfter)
+	}
+	return 0
 }
 
 // dialError wraps a failed dial once, with the code a user can act on.

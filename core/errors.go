@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -64,6 +65,8 @@ type Error struct {
 	Op     string // what was being done: "dial", "read", "write", "close", ...
 	Status int    // HTTP status of a failed handshake, 0 otherwise
 	Err    error  // the cause, if any
+
+	RetryAfter time.Duration // what a 429 or 503 asked for
 }
 
 func (e *Error) Error() string {

@@ -1,5 +1,7 @@
 package core
 
+import "time"
+
 // EventKind says what an Event carries. Values are part of the ABI.
 type EventKind uint32
 
@@ -8,7 +10,14 @@ const (
 	EventText   EventKind = 1 // Data is a UTF-8 text message; Runes its length in code points
 	EventBinary EventKind = 2 // Data is a binary message
 	EventOpen   EventKind = 3 // the connection is open; Data is the subprotocol chosen
-	EventClosed EventKind = 4 // terminal; Data is the close reason; see Close*, Err, Status
+	EventClosed EventKind = 4 // terminal; Data is the close reason or the error; see Close*, Err, Status
+
+	// EventDisconnected: an open connection was lost (not by Close). Same
+	// fields as EventClosed; a reconnect attempt or EventClosed follows.
+	EventDisconnected EventKind = 5
+	// EventReconnecting: attempt Runes will be dialled after Delay; Err and
+	// Data say why the last connection or attempt failed.
+	EventReconnecting EventKind = 6
 )
 
 // Event is one item of the inbound queue: a message or a lifecycle change.
@@ -18,17 +27,21 @@ type Event struct {
 	Data  []byte
 	Runes int // EventText: number of code points, so Python can slice one decoded str
 
-	// EventClosed only.
+	// EventClosed and EventDisconnected.
 	CloseCode int  // as received, or 1005 (no code) / 1006 (no close frame)
 	Err       Code // why it ended: CodeOK after a clean close
 	Status    int  // HTTP status when the opening handshake failed
+
+	Delay time.Duration // EventReconnecting
 }
 
 func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == EventBinary }
 
 // MetaWords is the number of uint32 words describing one event in a polled
 // batch: kind, data length, a, b. For EventText, a = code points; for
-// EventClosed, a = close code | HTTP status << 16 and b = error code.
+// EventClosed and EventDisconnected, a = close code | HTTP status << 16;
+// b = error code. For EventReconnecting, a = attempt and b = delay in
+// milliseconds.
 const MetaWords = 4
 
 // EncodeEvents packs events into caller-owned buffers: MetaWords words per
@@ -42,7 +55,7 @@ func EncodeEvents(events []Event, meta []uint32, data []byte) (n, size int) {
 			break
 		}
 		m := meta[n*MetaWords : (n+1)*MetaWords]
-		m[0], m[1], m[2], m[3] = uint32(ev.Kind), uint32(len(ev.Data)), ev.word2(), uint32(ev.Err)
+		m[0], m[1], m[2], m[3] = uint32(ev.Kind), uint32(len(ev.Data)), ev.word2(), ev.word3()
 		size += copy(data[size:], ev.Data)
 		n++
 	}
@@ -50,10 +63,17 @@ func EncodeEvents(events []Event, meta []uint32, data []byte) (n, size int) {
 }
 
 func (e *Event) word2() uint32 {
-	if e.Kind == EventClosed {
+	if e.Kind == EventClosed || e.Kind == EventDisconnected {
 		return uint32(e.CloseCode)&0xffff | uint32(e.Status)<<16
 	}
 	return uint32(e.Runes)
+}
+
+func (e *Event) word3() uint32 {
+	if e.Kind == EventReconnecting {
+		return uint32(e.Delay.Milliseconds())
+	}
+	return uint32(e.Err)
 }
 
 // DecodeEvents is the inverse of EncodeEvents, for tests and Go consumers of
@@ -65,9 +85,12 @@ func DecodeEvents(meta []uint32, data []byte, n int) []Event {
 		m := meta[i*MetaWords : (i+1)*MetaWords]
 		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])], Err: Code(m[3])}
 		off += int(m[1])
-		if ev.Kind == EventClosed {
+		switch ev.Kind {
+		case EventClosed, EventDisconnected:
 			ev.CloseCode, ev.Status = int(m[2]&0xffff), int(m[2]>>16)
-		} else {
+		case EventReconnecting:
+			ev.Runes, ev.Delay, ev.Err = int(m[2]), time.Duration(m[3])*time.Millisecond, CodeOK
+		default:
 			ev.Runes = int(m[2])
 		}
 		out = append(out, ev)

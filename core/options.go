@@ -22,6 +22,11 @@ const (
 	DefaultMaxMessageSize   = 1 << 20
 	DefaultMaxQueue         = 1024
 	DefaultMaxHandshakeSize = 64 << 10
+	DefaultPingInterval     = 20 * time.Second
+	DefaultPingTimeout      = 20 * time.Second
+	// MinHealthyAfter is the least time a connection must stay open to
+	// restart the reconnect schedule; see Options.HealthyAfter.
+	MinHealthyAfter = 10 * time.Second
 
 	// MaxMessageSizeLimit bounds max_message_size: messages are buffered whole
 	// and their lengths cross the C boundary as 32-bit values.
@@ -77,6 +82,26 @@ type Options struct {
 	// InsecureSkipVerify disables certificate verification. Defaults to
 	// false; never set it outside tests.
 	InsecureSkipVerify bool
+
+	// Reconnect, if set, makes the client dial again after a connection it
+	// did not close is lost. Defaults to nil: off. (Python turns it on.)
+	Reconnect *Backoff
+	// FatalStatuses are handshake statuses that end the client instead of
+	// a retry. Defaults to DefaultFatalStatuses (400, 401, 403, 404).
+	FatalStatuses []int
+	// HealthyAfter is how long a connection must stay open for the
+	// reconnect schedule to restart. Defaults to max(10 s, 2 × PingInterval).
+	HealthyAfter time.Duration
+	// HeaderFunc, if set, gives the headers of every reconnect attempt
+	// (fresh auth signatures). Defaults to nil: Header every time.
+	HeaderFunc func() (http.Header, error)
+
+	// PingInterval is the time between our pings. NoTimeout disables the
+	// heartbeat. Defaults to 20 s.
+	PingInterval time.Duration
+	// PingTimeout is how long after a ping the peer may stay silent (no
+	// frame at all) before it is declared dead. Defaults to 20 s.
+	PingTimeout time.Duration
 }
 
 // settings are Options validated and with defaults applied.
@@ -112,6 +137,7 @@ func (o Options) validate() (*settings, error) {
 	}
 	for name, d := range map[string]time.Duration{
 		"open_timeout": o.OpenTimeout, "close_timeout": o.CloseTimeout, "write_timeout": o.WriteTimeout,
+		"ping_interval": o.PingInterval, "ping_timeout": o.PingTimeout, "healthy_after": o.HealthyAfter,
 	} {
 		if d < 0 && d != NoTimeout {
 			return nil, invalidArg(name, "must not be negative, got %v", d)
@@ -121,6 +147,9 @@ func (o Options) validate() (*settings, error) {
 	s.CloseTimeout = durationOr(o.CloseTimeout, DefaultCloseTimeout)
 	s.WriteTimeout = durationOr(o.WriteTimeout, DefaultWriteTimeout)
 	if err := s.applyLimits(); err != nil {
+		return nil, err
+	}
+	if err := s.applyReconnect(); err != nil {
 		return nil, err
 	}
 	if s.url.Scheme == "wss" {
@@ -143,6 +172,26 @@ func (s *settings) applyLimits() error {
 	s.MaxQueue = int(q)
 	s.MaxHandshakeSize, err = limit("max_handshake_size", s.MaxHandshakeSize, DefaultMaxHandshakeSize, math.MaxInt32)
 	return err
+}
+
+func (s *settings) applyReconnect() error {
+	s.PingInterval = durationOr(s.PingInterval, DefaultPingInterval)
+	s.PingTimeout = durationOr(s.PingTimeout, DefaultPingTimeout)
+	if s.PingInterval > 0 && s.PingTimeout == 0 {
+		s.PingTimeout = s.PingInterval // a heartbeat needs a verdict
+	}
+	s.HealthyAfter = durationOr(s.HealthyAfter, max(MinHealthyAfter, 2*s.PingInterval))
+	if s.FatalStatuses == nil {
+		s.FatalStatuses = DefaultFatalStatuses
+	}
+	if s.Reconnect != nil {
+		b := s.Reconnect.withDefaults()
+		if err := b.validate(); err != nil {
+			return err
+		}
+		s.Reconnect = &b
+	}
+	return nil
 }
 
 func limit(name string, v, def, max int64) (int64, error) {

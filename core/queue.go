@@ -54,6 +54,22 @@ func poke(ch chan struct{}) {
 	}
 }
 
+// tryPut queues a message if there is room. full reports that there was
+// none and put must wait; otherwise ok says whether it was queued.
+func (q *queue) tryPut(ev Event) (ok, full bool) {
+	q.mu.Lock()
+	switch {
+	case q.refusing || q.closed:
+		q.mu.Unlock()
+		return false, false
+	case q.messages >= q.max:
+		q.mu.Unlock()
+		return false, true
+	}
+	q.appendLocked(ev)
+	return true, false
+}
+
 // put queues a message, waiting while the queue is full. It returns false
 // when the message was not queued because the queue refuses or is closed.
 // stop aborts the wait.

@@ -25,13 +25,22 @@ func (c *Client) readLoop(cn *conn) error {
 		CheckUTF8:      true,
 		MaxMessageSize: c.s.MaxMessageSize,
 	}
-	// RFC 6455 5.4: control frames may come between the fragments of a message.
-	rd.OnIntermediate = cn.handleControl
+	// RFC 6455 5.4: control frames may come between the fragments of a
+	// message. Every frame counts as a sign of life for the heartbeat.
+	rd.OnIntermediate = func(hdr ws.Header, r io.Reader) error {
+		cn.frames.Add(1)
+		return cn.handleControl(hdr, r)
+	}
+	rd.OnContinuation = func(ws.Header, io.Reader) error {
+		cn.frames.Add(1)
+		return nil
+	}
 	for {
 		hdr, err := rd.NextFrame()
 		if err != nil {
 			return err
 		}
+		cn.frames.Add(1)
 		if hdr.OpCode.IsControl() {
 			if err := cn.handleControl(hdr, rd); err != nil {
 				return err
@@ -74,10 +83,26 @@ func readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
 func (c *Client) deliver(cn *conn, ev Event) {
 	c.stats.add(StatMessagesIn, 1)
 	c.stats.add(StatBytesIn, int64(len(ev.Data)))
-	if c.q.put(ev, cn.dead) {
-		return
+	ok, waited := c.q.tryPut(ev)
+	if waited {
+		ok = c.deliverBlocked(cn, ev)
 	}
-	c.stats.add(StatDropped, 1)
+	if !ok {
+		c.stats.add(StatDropped, 1)
+	}
+}
+
+// deliverBlocked waits for room in the queue, telling the heartbeat that
+// the silence that follows is ours, not the peer's.
+func (c *Client) deliverBlocked(cn *conn, ev Event) bool {
+	start := time.Now()
+	cn.readerBlocked.Store(true)
+	ok := c.q.put(ev, cn.dead)
+	end := time.Now()
+	cn.unblockedAt.Store(end.UnixNano())
+	cn.readerBlocked.Store(false)
+	c.stats.add(StatReaderBlockedMillis, end.Sub(start).Milliseconds())
+	return ok
 }
 
 // handleControl answers one control frame (RFC 6455 5.5). body is at most
@@ -97,6 +122,7 @@ func (cn *conn) handleControl(hdr ws.Header, r io.Reader) error {
 		}
 	case ws.OpPong:
 		cn.client.stats.add(StatPongsReceived, 1)
+		cn.client.pong(body)
 	case ws.OpClose:
 		return cn.receiveClose(body)
 	}

@@ -24,10 +24,10 @@ func (s State) String() string {
 
 // allowed lists, for each state, the states it may move to.
 var allowed = [...][]State{
-	StateConnecting:   {StateOpen, StateClosing, StateClosed},
+	StateConnecting:   {StateOpen, StateReconnecting, StateClosing, StateClosed},
 	StateOpen:         {StateReconnecting, StateClosing, StateClosed},
 	StateReconnecting: {StateConnecting, StateClosing, StateClosed},
-	StateClosing:      {StateClosed},
+	StateClosing:      {StateReconnecting, StateClosed}, // the peer closed, we reconnect
 	StateClosed:       nil,
 }
 

@@ -1,6 +1,9 @@
 package core
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stat indexes a counter of a Client. The order is part of the ABI: the C
 // API copies the counters into an int64 array in this order, and names them
@@ -20,6 +23,13 @@ const (
 	StatPingsReceived
 	StatPongsReceived
 	StatConnects // successful opening handshakes
+	StatReconnects
+	StatAttempt // reconnect attempts since the last healthy connection (a gauge)
+	StatPingsSent
+	StatLastRTTMicros
+	StatPingsAfterDeath // pings tried on a connection already dead: always 0
+	StatReaderBlockedMillis
+	StatConnectedMillis // how long the current connection has been open (a gauge)
 	NumStats
 )
 
@@ -27,7 +37,8 @@ const (
 var StatNames = [NumStats]string{
 	"messages_in", "bytes_in", "messages_out", "bytes_out",
 	"queue_depth", "queue_bytes", "queue_high_water", "dropped",
-	"pings_received", "pongs_received", "connects",
+	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
+	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
 }
 
 type stats struct {
@@ -44,5 +55,8 @@ func (c *Client) Stats() [NumStats]int64 {
 	}
 	depth, size, high := c.q.depth()
 	out[StatQueueDepth], out[StatQueueBytes], out[StatQueueHighWater] = int64(depth), size, int64(high)
+	if at := c.openedAt.Load(); at != 0 {
+		out[StatConnectedMillis] = time.Since(time.Unix(0, at)).Milliseconds()
+	}
 	return out
 }

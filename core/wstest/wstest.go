@@ -4,6 +4,7 @@
 package wstest
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -23,6 +24,18 @@ type Server struct {
 // handler; it accepts any subprotocol offered first.
 func New(t testing.TB, handler func(c net.Conn)) *Server {
 	t.Helper()
+	u := ws.Upgrader{Protocol: func([]byte) bool { return true }}
+	return NewRaw(t, func(_ int, c net.Conn) {
+		if _, err := u.Upgrade(c); err == nil {
+			handler(c)
+		}
+	})
+}
+
+// NewRaw starts a server that gives each TCP connection, numbered from 0,
+// to handler before any handshake.
+func NewRaw(t testing.TB, handler func(i int, c net.Conn)) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -37,10 +50,9 @@ func New(t testing.TB, handler func(c net.Conn)) *Server {
 	return s
 }
 
-func (s *Server) accept(handler func(c net.Conn)) {
+func (s *Server) accept(handler func(i int, c net.Conn)) {
 	defer s.wg.Done()
-	u := ws.Upgrader{Protocol: func([]byte) bool { return true }}
-	for {
+	for i := 0; ; i++ {
 		c, err := s.ln.Accept()
 		if err != nil {
 			return
@@ -49,12 +61,19 @@ func (s *Server) accept(handler func(c net.Conn)) {
 		go func() {
 			defer s.wg.Done()
 			defer c.Close()
-			if _, err := u.Upgrade(c); err != nil {
-				return
-			}
-			handler(c)
+			handler(i, c)
 		}()
 	}
+}
+
+// Close stops accepting: later dials are refused.
+func (s *Server) Close() { s.ln.Close() }
+
+// Refuse answers the opening handshake with an HTTP status and extra
+// header lines ("Name: value\r\n" each).
+func Refuse(c net.Conn, status int, header string) {
+	_, _ = c.Read(make([]byte, 4096))
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 %d Refused\r\n%sContent-Length: 0\r\n\r\n", status, header)
 }
 
 // Echo answers every message and the close handshake.
