@@ -34,10 +34,10 @@ type Client struct {
 	openedAt   atomic.Int64 // unix ns of the current open, 0 when not open
 
 	// Reconnect state (reconnect.go).
-	policy     Backoff            // guarded by mu; SetBackoff changes it live
+	policy     Backoff                     // guarded by mu; SetBackoff changes it live
 	headerFunc func() (http.Header, error) // guarded by mu
-	attempt    int                // owned by run: attempts since the last healthy connection
-	sched      int                // owned by run: position in the backoff schedule
+	attempt    int                         // owned by run: attempts since the last healthy connection
+	sched      int                         // owned by run: position in the backoff schedule
 
 	// Close handshake state.
 	userClosed  bool // Close or Abort was called: never reconnect

@@ -2,8 +2,8 @@ package core
 
 import (
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
