@@ -95,6 +95,8 @@ func handleCalls(h int64) map[string]int32 {
 		"last_error":   sws_last_error(h, p, 256, ptr(&i64)),
 		"wakeup_fd":    sws_wakeup_fd(h, ptr(&i32)),
 		"set_callback": sws_set_callback(h, nil, nil),
+		"set_backoff":  sws_set_backoff(h, p, 2),
+		"set_header":   sws_set_header_provider(h, nil, nil),
 		"free":         sws_free(h),
 	}
 }
@@ -134,6 +136,7 @@ func TestNullPointers(t *testing.T) {
 		"code_name buf":     sws_code_name(0, nil, 10, nil),
 		"last_error buf":    sws_last_error(h, nil, 10, nil),
 		"wakeup_fd out":     sws_wakeup_fd(h, nil),
+		"set_backoff json":  sws_set_backoff(h, nil, 5),
 	} {
 		if rc != codeInvalid {
 			t.Errorf("%s: got %d, want INVALID_ARGUMENT", name, rc)
@@ -147,6 +150,7 @@ func TestBadArguments(t *testing.T) {
 	var i64 int64
 	meta := make([]uint32, core.MetaWords)
 	errBuf := make([]byte, 256)
+	backoffJSON := []byte(`{"min": 1, "max": 2}`) // h was opened with reconnect off
 	for _, tc := range []struct {
 		config, wantInMessage string
 	}{
@@ -155,6 +159,9 @@ func TestBadArguments(t *testing.T) {
 		{config: `{"url": "ws://x/", "open_timeout": -1}`, wantInMessage: "open_timeout"},
 		{config: `{"url": "ws://x/", "max_queue": -3}`, wantInMessage: "max_queue"},
 		{config: `{"url": "ws://x/", "no_such_option": 1}`, wantInMessage: "no_such_option"},
+		{config: `{"url": "ws://x/", "reconnect": {"min": -1}}`, wantInMessage: "reconnect"},
+		{config: `{"url": "ws://x/", "reconnect": {"min": 2, "max": 1}}`, wantInMessage: "reconnect"},
+		{config: `{"url": "ws://x/", "ping_interval": -1}`, wantInMessage: "ping_interval"},
 	} {
 		cfg := []byte(tc.config)
 		rc := sws_connect(unsafe.Pointer(&cfg[0]), int64(len(cfg)), ptr(&i64), unsafe.Pointer(&errBuf[0]), 256)
@@ -171,6 +178,7 @@ func TestBadArguments(t *testing.T) {
 		"wait timeout":      sws_wait(h, -1),
 		"stat_name index":   sws_stat_name(int32(core.NumStats), unsafe.Pointer(&errBuf[0]), 10, nil),
 		"code_name code":    sws_code_name(-1, unsafe.Pointer(&errBuf[0]), 10, nil),
+		"set_backoff off":   sws_set_backoff(h, unsafe.Pointer(&backoffJSON[0]), int64(len(backoffJSON))),
 	} {
 		if rc != codeInvalid {
 			t.Errorf("%s: got %d, want INVALID_ARGUMENT", name, rc)

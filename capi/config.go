@@ -28,6 +28,72 @@ type config struct {
 	KeyFile            string      `json:"key_file"`
 	ServerHostname     string      `json:"server_hostname"`
 	InsecureSkipVerify bool        `json:"insecure_skip_verify"`
+	Reconnect          *backoff    `json:"reconnect"` // null or absent: off
+	FatalStatuses      []int       `json:"fatal_statuses"`
+	HealthyAfter       seconds     `json:"healthy_after"`
+	PingInterval       seconds     `json:"ping_interval"`
+	PingTimeout        seconds     `json:"ping_timeout"`
+}
+
+// backoff is the JSON form of core.Backoff; times in seconds.
+type backoff struct {
+	Min         float64 `json:"min"`
+	Max         float64 `json:"max"`
+	Factor      float64 `json:"factor"`
+	Jitter      bool    `json:"jitter"`
+	MaxAttempts int     `json:"max_attempts"`
+}
+
+func (b backoff) core() (core.Backoff, error) {
+	for name, v := range map[string]float64{"min": b.Min, "max": b.Max} {
+		if v < 0 || v > maxSeconds || math.IsNaN(v) {
+			return core.Backoff{}, &core.Error{Code: core.CodeInvalidArgument, Op: "reconnect", Err: fmt.Errorf("%s must be in [0, %d] seconds", name, maxSeconds)}
+		}
+	}
+	return core.Backoff{
+		Min: secondsToDuration(b.Min), Max: secondsToDuration(b.Max),
+		Factor: b.Factor, Jitter: b.Jitter, MaxAttempts: b.MaxAttempts,
+	}, nil
+}
+
+func secondsToDuration(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+
+// parseBackoff decodes the JSON sws_set_backoff takes.
+func parseBackoff(raw []byte) (core.Backoff, error) {
+	var b backoff
+	if err := strictJSON(raw, &b); err != nil {
+		return core.Backoff{}, err
+	}
+	return b.core()
+}
+
+func strictJSON(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &core.Error{Code: core.CodeInvalidArgument, Op: "config", Err: err}
+	}
+	return nil
+}
+
+// parseHeaders decodes [[name, value], ...].
+func parseHeaders(raw []byte) (http.Header, error) {
+	var pairs [][2]string
+	if err := strictJSON(raw, &pairs); err != nil {
+		return nil, err
+	}
+	return toHeader(pairs), nil
+}
+
+func toHeader(pairs [][2]string) http.Header {
+	if len(pairs) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for _, kv := range pairs {
+		h.Add(kv[0], kv[1])
+	}
+	return h
 }
 
 // seconds is a timeout in seconds: absent means the default, null means no
@@ -65,24 +131,24 @@ func (s seconds) duration(name string) (time.Duration, error) {
 // converts it to core.Options; core validates the values.
 func parseConfig(raw []byte) (core.Options, error) {
 	var c config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return core.Options{}, &core.Error{Code: core.CodeInvalidArgument, Op: "config", Err: err}
+	if err := strictJSON(raw, &c); err != nil {
+		return core.Options{}, err
 	}
 	o := core.Options{
 		URL: c.URL, Subprotocols: c.Subprotocols,
 		MaxMessageSize: c.MaxMessageSize, MaxQueue: c.MaxQueue, MaxHandshakeSize: c.MaxHandshakeSize,
 		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify,
-	}
-	if len(c.Headers) > 0 {
-		o.Header = http.Header{}
-		for _, kv := range c.Headers {
-			o.Header.Add(kv[0], kv[1])
-		}
+		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses,
 	}
 	var err error
+	if c.Reconnect != nil {
+		b, err := c.Reconnect.core()
+		if err != nil {
+			return core.Options{}, err
+		}
+		o.Reconnect = &b
+	}
 	for _, t := range []struct {
 		name string
 		src  seconds
@@ -91,6 +157,9 @@ func parseConfig(raw []byte) (core.Options, error) {
 		{"open_timeout", c.OpenTimeout, &o.OpenTimeout},
 		{"close_timeout", c.CloseTimeout, &o.CloseTimeout},
 		{"write_timeout", c.WriteTimeout, &o.WriteTimeout},
+		{"healthy_after", c.HealthyAfter, &o.HealthyAfter},
+		{"ping_interval", c.PingInterval, &o.PingInterval},
+		{"ping_timeout", c.PingTimeout, &o.PingTimeout},
 	} {
 		if *t.dst, err = t.src.duration(t.name); err != nil {
 			return core.Options{}, err

@@ -51,23 +51,36 @@ enum sws_state {
 //   SWS_EVENT_TEXT:   UTF-8 message; a = length in code points
 //   SWS_EVENT_BINARY: binary message
 //   SWS_EVENT_OPEN:   connection open; data = chosen subprotocol (may be empty)
-//   SWS_EVENT_CLOSED: terminal; data = close reason;
+//   SWS_EVENT_CLOSED: terminal; data = close reason, or the error message;
 //                     a = close code | HTTP status << 16; b = sws_code
+//   SWS_EVENT_DISCONNECTED: an open connection was lost; fields as CLOSED;
+//                     a RECONNECTING or the CLOSED event follows
+//   SWS_EVENT_RECONNECTING: a = attempt number, b = delay in ms before it;
+//                     data = why the last connection or attempt failed
 enum sws_event_kind {
 	SWS_EVENT_TEXT = 1,
 	SWS_EVENT_BINARY = 2,
 	SWS_EVENT_OPEN = 3,
 	SWS_EVENT_CLOSED = 4,
+	SWS_EVENT_DISCONNECTED = 5,
+	SWS_EVENT_RECONNECTING = 6,
 };
 #define SWS_META_WORDS 4
 
 // Called from an engine thread when a handle's queue becomes non-empty.
 // It must return quickly; it may call sws_poll with timeout 0.
 typedef void (*sws_notify_fn)(int64_t handle, void *user);
+
+// Called from an engine thread before every reconnect attempt: write a JSON
+// array of [name, value] pairs into buf (cap bytes), store its length in
+// *out_len and return 0; return SWS_ERR_BUFFER_TOO_SMALL with the length
+// needed to get a bigger buffer; any other code fails the attempt.
+typedef int32_t (*sws_header_fn)(int64_t handle, void *user, char *buf, int64_t cap, int64_t *out_len);
 */
 import "C"
 
 import (
+	"errors"
 	"runtime"
 	"time"
 	"unsafe"
@@ -87,9 +100,11 @@ const freeWait = 2 * time.Second
 func sws_abi_version() int32 { return abiVersion }
 
 // sws_connect validates a JSON config (keys: url, headers [[name, value]...],
-// subprotocols, open_timeout, close_timeout, write_timeout (seconds; null =
-// no limit), max_message_size, max_queue, max_handshake_size, ca_file,
-// cert_file, key_file, server_hostname, insecure_skip_verify), stores a new
+// subprotocols, open_timeout, close_timeout, write_timeout, ping_interval,
+// ping_timeout, healthy_after (seconds; null = no limit or off),
+// max_message_size, max_queue, max_handshake_size, ca_file, cert_file,
+// key_file, server_hostname, insecure_skip_verify, reconnect (null or
+// {min, max, factor, jitter, max_attempts}), fatal_statuses), stores a new
 // handle in *out_handle and starts connecting in the background. It does no
 // I/O itself: the outcome is an OPEN or a CLOSED event. On failure the
 // message is copied into err_buf (may be NULL when err_cap is 0).
@@ -238,8 +253,10 @@ func sws_wait(h int64, timeoutMs int32) int32 {
 }
 
 // sws_free releases a handle: if the connection still runs it is aborted
-// without a close handshake, its goroutines are awaited (briefly) and its
-// wakeup fd is closed. The handle is invalid afterwards.
+// without a close handshake, its goroutines are awaited and its wakeup fd is
+// closed. The handle is invalid afterwards. Returns SWS_ERR_TIMEOUT if the
+// goroutines did not end within 2 s: then keep any callback you registered
+// alive, it may still be called.
 //
 //export sws_free
 func sws_free(h int64) int32 {
@@ -248,11 +265,15 @@ func sws_free(h int64) int32 {
 		if err != nil {
 			return err
 		}
-		e.client.Abort(freeWait)
-		e.client.SetSignal(nil)
+		e.client.SetHeaderFunc(nil)
 		e.client.SetNotify(nil)
+		stopped := e.client.Abort(freeWait)
+		e.client.SetSignal(nil)
 		if e.wakeup != nil {
-			return e.wakeup.Close()
+			_ = e.wakeup.Close()
+		}
+		if !stopped {
+			return &core.Error{Code: core.CodeTimeout, Op: "free", Err: errors.New("goroutines still running")}
 		}
 		return nil
 	})
@@ -389,6 +410,40 @@ func sws_set_callback(h int64, fn unsafe.Pointer, user unsafe.Pointer) int32 {
 			return nil
 		}
 		e.client.SetNotify(notifier(fn, user, h))
+		return nil
+	})
+}
+
+// sws_set_backoff changes the reconnect policy of a live handle from JSON
+// {min, max, factor, jitter, max_attempts}; it applies from the next
+// attempt. INVALID_ARGUMENT if the handle was opened with reconnect off.
+//
+//export sws_set_backoff
+func sws_set_backoff(h int64, config unsafe.Pointer, configLen int64) int32 {
+	return withHandle(h, func(e *entry) error {
+		raw, err := buffer("config", config, configLen)
+		if err != nil {
+			return err
+		}
+		b, err := parseBackoff(raw)
+		if err != nil {
+			return err
+		}
+		return e.client.SetBackoff(b)
+	})
+}
+
+// sws_set_header_provider registers fn (an sws_header_fn; NULL removes it),
+// called before every reconnect attempt for fresh handshake headers.
+//
+//export sws_set_header_provider
+func sws_set_header_provider(h int64, fn unsafe.Pointer, user unsafe.Pointer) int32 {
+	return withHandle(h, func(e *entry) error {
+		if fn == nil {
+			e.client.SetHeaderFunc(nil)
+			return nil
+		}
+		e.client.SetHeaderFunc(headerProvider(fn, user, h))
 		return nil
 	})
 }
