@@ -52,7 +52,8 @@ enum sws_state {
 //   SWS_EVENT_BINARY: binary message
 //   SWS_EVENT_OPEN:   connection open; data = chosen subprotocol (may be empty)
 //   SWS_EVENT_CLOSED: terminal; data = close reason, or the error message;
-//                     a = close code | HTTP status << 16; b = sws_code
+//                     a = close code | HTTP status << 16;
+//                     b = sws_code | 1 << 16 if it failed while connecting
 //   SWS_EVENT_DISCONNECTED: an open connection was lost; fields as CLOSED;
 //                     a RECONNECTING or the CLOSED event follows
 //   SWS_EVENT_RECONNECTING: a = attempt number, b = delay in ms before it;

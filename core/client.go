@@ -195,7 +195,7 @@ func closeEvent(kind EventKind, err error) Event {
 		return ev
 	}
 	e := wrap("connection", err)
-	ev.Err, ev.Status, ev.Data = e.Code, e.Status, []byte(e.Error())
+	ev.Err, ev.Status, ev.Data, ev.Dialing = e.Code, e.Status, []byte(e.Error()), e.Op == "dial"
 	if code := closeCodeFor(err); code != CloseAbnormal {
 		ev.CloseCode = code
 	}

@@ -387,7 +387,8 @@ func TestEncodeDecodeEvents(t *testing.T) {
 		{Kind: EventOpen, Data: []byte("json")},
 		{Kind: EventText, Data: []byte("héllo"), Runes: 5},
 		{Kind: EventBinary, Data: []byte{0, 1}},
-		{Kind: EventClosed, CloseCode: 1006, Status: 503, Err: CodeHandshake, Data: []byte("r")},
+		{Kind: EventClosed, CloseCode: 1006, Status: 503, Err: CodeHandshake, Dialing: true, Data: []byte("r")},
+		{Kind: EventReconnecting, Runes: 7, Delay: 1500 * time.Millisecond},
 	}
 	meta := make([]uint32, len(in)*MetaWords)
 	data := make([]byte, 64)
@@ -398,7 +399,8 @@ func TestEncodeDecodeEvents(t *testing.T) {
 	out := DecodeEvents(meta, data, n)
 	for i := range in {
 		if out[i].Kind != in[i].Kind || !bytes.Equal(out[i].Data, in[i].Data) || out[i].Runes != in[i].Runes ||
-			out[i].CloseCode != in[i].CloseCode || out[i].Status != in[i].Status || out[i].Err != in[i].Err {
+			out[i].CloseCode != in[i].CloseCode || out[i].Status != in[i].Status || out[i].Err != in[i].Err ||
+			out[i].Dialing != in[i].Dialing || out[i].Delay != in[i].Delay {
 			t.Errorf("event %d: %+v != %+v", i, out[i], in[i])
 		}
 	}

@@ -31,6 +31,7 @@ type Event struct {
 	CloseCode int  // as received, or 1005 (no code) / 1006 (no close frame)
 	Err       Code // why it ended: CodeOK after a clean close
 	Status    int  // HTTP status when the opening handshake failed
+	Dialing   bool // the failure happened while connecting, not on an open connection
 
 	Delay time.Duration // EventReconnecting
 }
@@ -40,7 +41,7 @@ func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == Event
 // MetaWords is the number of uint32 words describing one event in a polled
 // batch: kind, data length, a, b. For EventText, a = code points; for
 // EventClosed and EventDisconnected, a = close code | HTTP status << 16;
-// b = error code. For EventReconnecting, a = attempt and b = delay in
+// b = error code | 1 << 16 if it failed while connecting. For EventReconnecting, a = attempt and b = delay in
 // milliseconds.
 const MetaWords = 4
 
@@ -70,8 +71,11 @@ func (e *Event) word2() uint32 {
 }
 
 func (e *Event) word3() uint32 {
-	if e.Kind == EventReconnecting {
+	switch {
+	case e.Kind == EventReconnecting:
 		return uint32(e.Delay.Milliseconds())
+	case e.Dialing:
+		return uint32(e.Err) | 1<<16
 	}
 	return uint32(e.Err)
 }
@@ -83,7 +87,7 @@ func DecodeEvents(meta []uint32, data []byte, n int) []Event {
 	off := 0
 	for i := 0; i < n; i++ {
 		m := meta[i*MetaWords : (i+1)*MetaWords]
-		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])], Err: Code(m[3])}
+		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])], Err: Code(m[3] & 0xffff), Dialing: m[3]>>16 == 1}
 		off += int(m[1])
 		switch ev.Kind {
 		case EventClosed, EventDisconnected:

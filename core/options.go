@@ -100,7 +100,9 @@ type Options struct {
 	// heartbeat. Defaults to 20 s.
 	PingInterval time.Duration
 	// PingTimeout is how long after a ping the peer may stay silent (no
-	// frame at all) before it is declared dead. Defaults to 20 s.
+	// frame at all) before it is declared dead. NoTimeout keeps the pings
+	// (they keep NATs and proxies awake) but never declares the peer dead.
+	// Defaults to 20 s.
 	PingTimeout time.Duration
 }
 
@@ -177,9 +179,6 @@ func (s *settings) applyLimits() error {
 func (s *settings) applyReconnect() error {
 	s.PingInterval = durationOr(s.PingInterval, DefaultPingInterval)
 	s.PingTimeout = durationOr(s.PingTimeout, DefaultPingTimeout)
-	if s.PingInterval > 0 && s.PingTimeout == 0 {
-		s.PingTimeout = s.PingInterval // a heartbeat needs a verdict
-	}
 	s.HealthyAfter = durationOr(s.HealthyAfter, max(MinHealthyAfter, 2*s.PingInterval))
 	if s.FatalStatuses == nil {
 		s.FatalStatuses = DefaultFatalStatuses

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import os
 import signal
 import subprocess
@@ -19,6 +21,9 @@ import steadyws
 from helpers import Stopwatch, outcome_of
 from payloads import binary_payload
 from servers import GARBAGE_FRAME_KINDS, EchoServer, MisbehavingServer, tagged
+
+# These tests are about one connection: when the server ends it, it stays ended.
+connect_once = functools.partial(steadyws.connect, reconnect=False)
 
 SEND_DEADLINE = 10.0  # seconds a send loop may run before we call it stuck
 
@@ -41,7 +46,7 @@ def send_until_failure(ws: Any) -> BaseException:
 
 def test_send_after_peer_reset(bad_server: MisbehavingServer) -> None:
     """A TCP reset mid-stream surfaces as a WebSocketError; later sends raise ConnectionClosed."""
-    with steadyws.connect(bad_server.url(tagged("/reset-after?ms=300"))) as ws:
+    with connect_once(bad_server.url(tagged("/reset-after?ms=300"))) as ws:
         error = send_until_failure(ws)
         assert isinstance(error, steadyws.WebSocketError), repr(error)
         with pytest.raises(steadyws.ConnectionClosed):
@@ -54,7 +59,7 @@ SIGPIPE_SCRIPT = textwrap.dedent(
     import signal, sys, time
     import steadyws
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ws = steadyws.connect(sys.argv[1], ca_file=sys.argv[2] or None)
+    ws = steadyws.connect(sys.argv[1], ca_file=sys.argv[2] or None, reconnect=False)
     if sys.argv[3] == "recv":
         try:
             ws.recv(timeout=10)
@@ -108,7 +113,7 @@ def test_reset_with_default_sigpipe_does_not_kill_process(
 
 def test_eof_in_the_middle_of_a_frame(bad_server: MisbehavingServer) -> None:
     """The server closing TCP mid-frame raises ConnectionClosedError with code 1006."""
-    with steadyws.connect(bad_server.url(tagged("/close-mid-frame"))) as ws:
+    with connect_once(bad_server.url(tagged("/close-mid-frame"))) as ws:
         with pytest.raises(steadyws.ConnectionClosedError) as info:
             ws.recv(timeout=5)
     assert info.value.code == 1006
@@ -121,7 +126,7 @@ def recv_violation(
     server: MisbehavingServer, target: str, expected: type[steadyws.ConnectionClosed], code: int, **options: Any
 ) -> None:
     """recv on ``target`` raises ``expected`` with ``code``, and the server got a masked close ``code``."""
-    with steadyws.connect(server.url(target), **options) as ws:
+    with connect_once(server.url(target), **options) as ws:
         with pytest.raises(expected) as info:
             ws.recv(timeout=5)
     assert info.value.code == code
@@ -147,13 +152,13 @@ def test_message_over_max_size(bad_server: MisbehavingServer) -> None:
 
 def test_message_at_max_size_is_accepted(bad_server: MisbehavingServer) -> None:
     """A message of exactly max_message_size bytes is delivered."""
-    with steadyws.connect(bad_server.url(tagged("/too-big?size=1000")), max_message_size=1000) as ws:
+    with connect_once(bad_server.url(tagged("/too-big?size=1000")), max_message_size=1000) as ws:
         assert ws.recv(timeout=5) == binary_payload(1000)
 
 
 def test_max_size_applies_to_whole_fragmented_message(ws_server: EchoServer) -> None:
     """Fragments each under the limit but over it together raise MessageTooBig."""
-    with steadyws.connect(ws_server.url("/fragments?n=4&size=2000&kind=binary"), max_message_size=1000) as ws:
+    with connect_once(ws_server.url("/fragments?n=4&size=2000&kind=binary"), max_message_size=1000) as ws:
         with pytest.raises(steadyws.MessageTooBig):
             ws.recv(timeout=5)
 
@@ -163,7 +168,7 @@ def test_max_size_applies_to_whole_fragmented_message(ws_server: EchoServer) -> 
 
 def test_server_close_with_application_code(ws_server: EchoServer) -> None:
     """A server close 4001 "bye" raises ConnectionClosedError carrying that code and reason."""
-    with steadyws.connect(ws_server.url("/close?code=4001&reason=bye")) as ws:
+    with connect_once(ws_server.url("/close?code=4001&reason=bye")) as ws:
         with pytest.raises(steadyws.ConnectionClosedError) as info:
             ws.recv(timeout=5)
         assert (ws.close_code, ws.close_reason) == (4001, "bye")
@@ -172,7 +177,7 @@ def test_server_close_with_application_code(ws_server: EchoServer) -> None:
 
 def test_iteration_raises_on_error_close(ws_server: EchoServer) -> None:
     """`for m in ws` raises ConnectionClosedError when the server closes with a non-normal code."""
-    with steadyws.connect(ws_server.url("/close?code=4001&reason=bye")) as ws:
+    with connect_once(ws_server.url("/close?code=4001&reason=bye")) as ws:
         with pytest.raises(steadyws.ConnectionClosedError):
             for _ in ws:
                 pass
@@ -182,11 +187,11 @@ def test_iteration_raises_on_error_close(ws_server: EchoServer) -> None:
 def test_normal_server_close(ws_server: EchoServer, code: int) -> None:
     """A server close 1000/1001 raises ConnectionClosedOK from recv and ends iteration quietly."""
     url = ws_server.url(f"/close?code={code}")
-    with steadyws.connect(url) as ws:
+    with connect_once(url) as ws:
         with pytest.raises(steadyws.ConnectionClosedOK) as info:
             ws.recv(timeout=5)
     assert info.value.code == code
-    with steadyws.connect(url) as ws:
+    with connect_once(url) as ws:
         assert list(ws) == []
         assert ws.close_code == code
 
@@ -196,7 +201,7 @@ def test_normal_server_close(ws_server: EchoServer, code: int) -> None:
 
 def test_close_is_idempotent(ws_server: EchoServer) -> None:
     """close() twice raises nothing; afterwards the state is closed and send raises ConnectionClosed."""
-    ws = steadyws.connect(ws_server.url("/echo"))
+    ws = connect_once(ws_server.url("/echo"))
     ws.close()
     ws.close()
     assert ws.state == "closed"
@@ -206,7 +211,7 @@ def test_close_is_idempotent(ws_server: EchoServer) -> None:
 
 def test_concurrent_close(ws_server: EchoServer) -> None:
     """close() from 8 threads at once raises nothing anywhere and leaves the connection closed."""
-    ws = steadyws.connect(ws_server.url("/echo"))
+    ws = connect_once(ws_server.url("/echo"))
     start = threading.Barrier(8)
     outcomes: list[object] = []
 
@@ -226,7 +231,7 @@ def test_concurrent_close(ws_server: EchoServer) -> None:
 
 def test_close_wakes_blocked_recv(ws_server: EchoServer) -> None:
     """close() from one thread makes a recv() blocked in another raise ConnectionClosedOK promptly."""
-    ws = steadyws.connect(ws_server.url("/echo"))
+    ws = connect_once(ws_server.url("/echo"))
     outcomes: list[object] = []
     reader = threading.Thread(target=lambda: outcomes.append(outcome_of(ws.recv)), daemon=True)
     reader.start()
@@ -243,7 +248,7 @@ def test_close_wakes_blocked_recv(ws_server: EchoServer) -> None:
 def test_with_block_closes_normally(ws_server: EchoServer) -> None:
     """Leaving a `with` block closes the connection with code 1000."""
     target = tagged("/record-close")
-    with steadyws.connect(ws_server.url(target)) as ws:
+    with connect_once(ws_server.url(target)) as ws:
         ws.send("hi")
         assert ws.recv(timeout=5) == "hi"
     assert ws.state == "closed"
@@ -258,7 +263,7 @@ def test_with_block_closes_with_1011_on_exception(ws_server: EchoServer) -> None
 
     target = tagged("/record-close")
     with pytest.raises(Boom):
-        with steadyws.connect(ws_server.url(target)):
+        with connect_once(ws_server.url(target)):
             raise Boom
     assert ws_server.close_event(target).code == 1011
 
@@ -302,10 +307,10 @@ def run_in_fork(action: Callable[[], object], timeout: float = 10.0) -> int:
 def test_use_after_fork_is_refused(ws_server: EchoServer, use: str) -> None:
     """In a forked child, using steadyws raises RuntimeError about fork; the parent's connection still works."""
     url = ws_server.url("/echo")
-    with steadyws.connect(url) as ws:
+    with connect_once(url) as ws:
         actions: dict[str, Callable[[], object]] = {
             "send": lambda: ws.send("from child"),
-            "connect": lambda: steadyws.connect(url),
+            "connect": lambda: connect_once(url),
         }
         assert run_in_fork(actions[use]) == 0
         ws.send("from parent")

@@ -13,6 +13,7 @@ Everything a network can do wrong arrives as an exception from the tree in
 
 from __future__ import annotations
 
+from ._batch import Closed, Disconnected, Opened, Reconnecting
 from ._connection import WebSocket, connect
 from ._errors import (
     ConnectionClosed,
@@ -34,10 +35,16 @@ from ._errors import (
     WebSocketError,
 )
 from ._ffi import runtime_stats
+from ._options import Backoff
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backoff",
+    "Closed",
+    "Disconnected",
+    "Opened",
+    "Reconnecting",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",

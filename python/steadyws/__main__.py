@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             subprotocols=args.subprotocol or None,
             ca_file=args.ca_file,
             insecure_skip_verify=args.insecure,
+            reconnect=False,  # an interactive session ends when the server closes
         )
     except (steadyws.WebSocketError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,29 +14,69 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Union
 
-from ._ffi import EVENT_BINARY, EVENT_CLOSED, EVENT_OPEN, EVENT_TEXT, META_WORDS
+from ._ffi import (
+    EVENT_BINARY,
+    EVENT_CLOSED,
+    EVENT_DISCONNECTED,
+    EVENT_OPEN,
+    EVENT_RECONNECTING,
+    EVENT_TEXT,
+    META_WORDS,
+)
 
 Message = Union[str, bytes]
 
 
 @dataclass(frozen=True)
 class Opened:
-    """The connection opened; the server chose ``subprotocol``."""
+    """A connection opened (the first, or a reconnect); the server chose ``subprotocol``."""
 
     subprotocol: str | None
 
 
 @dataclass(frozen=True)
-class Closed:
-    """The connection ended for good."""
+class Ended:
+    """How a connection ended.
+
+    code: the close code received, the one steadyws closed with (1002, 1007,
+    1009), or 1006 when no close frame was exchanged.
+    reason: the close reason.
+    error: an ErrorCode; OK after a clean close handshake.
+    status: the HTTP status when the opening handshake failed, else 0.
+    detail: the engine's message for a failure, else "".
+    dialing: the failure happened while connecting.
+    """
 
     code: int
     reason: str
-    error: int  # ErrorCode; OK after a clean close handshake
-    status: int  # HTTP status when the opening handshake failed
+    error: int
+    status: int = 0
+    detail: str = ""
+    dialing: bool = False
 
 
-Event = Union[Message, Opened, Closed]
+@dataclass(frozen=True)
+class Disconnected(Ended):
+    """An open connection was lost; a Reconnecting or Closed event follows."""
+
+
+@dataclass(frozen=True)
+class Closed(Ended):
+    """The client ended for good: the last event."""
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    """Attempt number ``attempt`` will be dialled after ``delay`` seconds;
+    ``detail`` says why the last connection or attempt failed."""
+
+    attempt: int
+    delay: float
+    detail: str
+
+
+Lifecycle = Union[Opened, Disconnected, Reconnecting, Closed]
+Event = Union[Message, Lifecycle]
 
 
 class Buffers:
@@ -79,6 +119,18 @@ class Buffers:
                 out.append(bytes(data))
             elif kind == EVENT_OPEN:
                 out.append(Opened(str(data, "utf-8") or None))
-            elif kind == EVENT_CLOSED:
-                out.append(Closed(a & 0xFFFF, str(data, "utf-8", "replace"), b, a >> 16))
+            elif kind in (EVENT_CLOSED, EVENT_DISCONNECTED):
+                out.append(_ended(kind, a, b, str(data, "utf-8", "replace")))
+            elif kind == EVENT_RECONNECTING:
+                out.append(Reconnecting(a, b / 1000, str(data, "utf-8", "replace")))
         return out
+
+
+def _ended(kind: int, a: int, b: int, text: str) -> Closed | Disconnected:
+    """Closed or Disconnected from its packed words: the data is the close
+    reason after a clean close, the error message otherwise."""
+    cls: type[Closed] | type[Disconnected] = Closed if kind == EVENT_CLOSED else Disconnected
+    error, dialing = b & 0xFFFF, bool(b >> 16)
+    if error == 0:
+        return cls(a & 0xFFFF, text, error, a >> 16)
+    return cls(a & 0xFFFF, "", error, a >> 16, text, dialing)

@@ -15,11 +15,13 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Iterator
+from typing import Any, Iterator, Union
 
 from . import _ffi
-from ._batch import Buffers, Closed, Message, Opened
+from ._batch import Buffers, Closed, Ended, Event, Lifecycle, Message, Opened
+from ._callbacks import Callbacks, OnCallbackError, OnClose, OnDisconnect, OnOpen, OnReconnectAttempt
 from ._errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -31,11 +33,14 @@ from ._errors import (
     connect_error,
 )
 from ._options import (
+    Backoff,
     HeadersLike,
     check_close,
     check_headers,
     check_path,
     check_positive_int,
+    check_reconnect,
+    check_statuses,
     check_subprotocols,
     check_timeout,
     check_url,
@@ -54,12 +59,23 @@ _FATAL_WAIT_MS = 1000  # after a failed send, wait this long for the engine to s
 
 lib = _ffi.lib
 
+HeadersArg = Union[HeadersLike, Callable[[], HeadersLike], None]
+
+_IMMORTAL: list[object] = []  # callbacks of handles whose goroutines outlived sws_free
+
 
 def connect(
     url: str,
     *,
-    headers: HeadersLike | None = None,
+    headers: HeadersArg = None,
     subprotocols: list[str] | None = None,
+    # Reconnect.
+    reconnect: Backoff | bool = True,
+    fatal_statuses: Iterable[int] = (400, 401, 403, 404),
+    healthy_after: float | None = None,
+    # Heartbeat, in seconds (None: off).
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
     # Timeouts, in seconds (None: no limit).
     open_timeout: float | None = 10.0,
     close_timeout: float | None = 10.0,
@@ -73,33 +89,30 @@ def connect(
     key_file: str | None = None,
     server_hostname: str | None = None,
     insecure_skip_verify: bool = False,
+    # Callbacks, run in the receiving thread in order with the messages.
+    on_open: OnOpen | None = None,
+    on_disconnect: OnDisconnect | None = None,
+    on_reconnect_attempt: OnReconnectAttempt | None = None,
+    on_close: OnClose | None = None,
+    on_callback_error: OnCallbackError | None = None,
 ) -> WebSocket:
     """Open a WebSocket connection and return it once the handshake is done.
 
-    url: ``ws://`` or ``wss://`` address; user info becomes Basic auth.
-    headers: extra handshake headers, a mapping or (name, value) pairs. Default none.
-    subprotocols: offered in order of preference; see ``WebSocket.subprotocol``.
-    open_timeout: TCP connect + TLS + handshake. Default 10 s.
-    close_timeout: how long close() waits for the server's close frame. Default 10 s.
-    write_timeout: how long one frame write may block; a timed-out write ends
-        the connection. Default 10 s.
-    max_message_size: largest inbound message in bytes; larger ones close the
-        connection with 1009 (MessageTooBig). Default 1 MiB.
-    max_queue: inbound messages buffered before reading pauses (TCP pushes
-        back on the server). Default 1024.
-    ca_file: PEM CA bundle replacing the system roots. Default: system roots.
-    cert_file, key_file: PEM client certificate and key (mutual TLS). Default none.
-    server_hostname: name to verify the certificate against (and SNI).
-        Default: the URL's host.
-    insecure_skip_verify: skip certificate verification. Default False; tests only.
-
-    Raises HandshakeError, OpenTimeout, NetworkError subclasses, ValueError
-    and TypeError (bad arguments, before any I/O).
+    The first connection must succeed: its failure raises (HandshakeError,
+    OpenTimeout, a NetworkError, ...). After that, with ``reconnect`` on, a
+    lost connection is dialled again on the backoff schedule. The README
+    documents every option and its default.
     """
-    config = {
+    header_fn = headers if callable(headers) else None
+    initial: HeadersLike | None = header_fn() if header_fn is not None else headers  # type: ignore[assignment]
+    config: dict[str, Any] = {
         "url": check_url(url),
-        "headers": check_headers(headers),
+        "headers": check_headers(initial),
         "subprotocols": check_subprotocols(subprotocols),
+        "reconnect": check_reconnect(reconnect),
+        "fatal_statuses": check_statuses(fatal_statuses),
+        "ping_interval": seconds(check_timeout("ping_interval", ping_interval, positive=True)),
+        "ping_timeout": seconds(check_timeout("ping_timeout", ping_timeout, positive=True)),
         "open_timeout": seconds(check_timeout("open_timeout", open_timeout)),
         "close_timeout": seconds(check_timeout("close_timeout", close_timeout)),
         "write_timeout": seconds(check_timeout("write_timeout", write_timeout)),
@@ -111,8 +124,13 @@ def connect(
         "server_hostname": server_hostname or "",
         "insecure_skip_verify": bool(insecure_skip_verify),
     }
+    if healthy_after is not None:
+        config["healthy_after"] = check_timeout("healthy_after", healthy_after, positive=True)
+    callbacks = Callbacks(on_open, on_disconnect, on_reconnect_attempt, on_close, on_callback_error)
     _ffi.check_fork()
-    ws = WebSocket(_open_handle(config), url)
+    ws = WebSocket(_open_handle(config), url, callbacks)
+    if header_fn is not None:
+        ws._provide_headers(header_fn)
     logger.debug("connecting to %s", ws.url)
     ws._wait_open()
     logger.debug("connected to %s (subprotocol %s)", ws.url, ws.subprotocol)
@@ -131,12 +149,32 @@ def _open_handle(config: dict[str, Any]) -> int:
     return handle.value
 
 
+def _header_provider(fn: Callable[[], HeadersLike]) -> Any:
+    """A C header provider calling ``fn`` (on an engine thread, once per attempt)."""
+
+    def provide(handle: int, user: Any, buf: Any, cap: int, out_len: Any) -> int:
+        try:
+            raw = json.dumps(check_headers(fn())).encode("utf-8")
+        except Exception:
+            logger.exception("the headers callable raised: this reconnect attempt fails")
+            return int(ErrorCode.INVALID_ARGUMENT)
+        out_len[0] = len(raw)
+        if len(raw) > cap:
+            return int(ErrorCode.BUFFER_TOO_SMALL)
+        ctypes.memmove(buf, raw, len(raw))
+        return 0
+
+    return _ffi.HeaderFn(provide)
+
+
 class _Handle:
-    """One engine handle, freed exactly once (explicitly or by the GC)."""
+    """One engine handle, freed exactly once (explicitly or by the GC), and
+    the C callbacks that must live as long as it."""
 
     def __init__(self, value: int) -> None:
         self.value = value
         self.freed = False
+        self.keep: list[object] = []
         self._lock = threading.Lock()
 
     def free(self) -> None:
@@ -144,25 +182,33 @@ class _Handle:
             if self.freed:
                 return
             self.freed = True
-        if not _ffi._forked:
-            lib.sws_free(self.value)
+        if _ffi._forked:
+            return
+        if lib.sws_free(self.value) == ErrorCode.TIMEOUT and self.keep:
+            _IMMORTAL.append(self.keep)  # its goroutines may still call them
+
+
+def _is_message(item: object) -> bool:
+    return type(item) is str or type(item) is bytes
 
 
 class WebSocket:
     """A client connection. Create it with :func:`connect`.
 
-    ``send`` and ``close`` are safe from any thread; ``recv``, ``recv_batch``
-    and iteration may be used from several threads too (one waits while
-    another polls).
+    ``send`` and ``close`` are safe from any thread; ``recv``, ``recv_batch``,
+    ``recv_events`` and iteration may be used from several threads too (one
+    waits while another polls).
     """
 
-    def __init__(self, handle: int, url: str) -> None:
+    def __init__(self, handle: int, url: str, callbacks: Callbacks | None = None) -> None:
         self._h = _Handle(handle)
         self._finalizer = weakref.finalize(self, self._h.free)
         self.url = redact_url(url)
+        self._callbacks = callbacks or Callbacks()
         self._subprotocol: str | None = None
         self._opened = False
-        self._pending: deque[Message] = deque()
+        self._pending: deque[Event] = deque()  # messages and lifecycle events, in order
+        self._lifecycle = 0  # lifecycle events in _pending
         self._buffers = Buffers(_POLL_EVENTS, _POLL_BYTES)
         self._count = ctypes.c_int32()
         self._size = ctypes.c_int64()
@@ -170,8 +216,7 @@ class WebSocket:
         self._size_ref = ctypes.byref(self._size)
         self._poll_lock = threading.Lock()
         self._close_lock = threading.Lock()
-        self._closed: Closed | None = None  # the terminal event, once seen
-        self._detail = ""  # the engine's message for an abnormal end
+        self._closed: Closed | None = None  # the terminal event, once polled
         self._sent_close: tuple[int, str] | None = None  # set by close()
         self._final_stats: dict[str, int] | None = None
 
@@ -197,16 +242,20 @@ class WebSocket:
 
     @property
     def close_code(self) -> int | None:
-        """The close code once the connection has ended, else None."""
+        """The close code once the connection has ended for good, else None."""
+        if self._sent_close is not None:
+            return self._sent_close[0]
         return self._closed.code if self._closed else None
 
     @property
     def close_reason(self) -> str | None:
-        """The close reason once the connection has ended, else None."""
+        """The close reason once the connection has ended for good, else None."""
+        if self._sent_close is not None:
+            return self._sent_close[1]
         return self._closed.reason if self._closed else None
 
     def stats(self) -> dict[str, int]:
-        """Counters: messages and bytes in and out, queue depth, ..."""
+        """Counters: messages and bytes in and out, queue depth, pings, reconnects, ..."""
         if self._final_stats is not None:
             return dict(self._final_stats)
         h = self._h.value
@@ -215,13 +264,29 @@ class WebSocket:
             return dict(self._final_stats or {})
         return dict(zip(_ffi.STAT_NAMES, values))
 
+    def set_reconnect(self, backoff: Backoff) -> None:
+        """Change the reconnect policy of this live connection, from the next attempt on."""
+        if not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a steadyws.Backoff, not {type(backoff).__name__}")
+        raw = json.dumps(backoff.config()).encode("utf-8")
+        rc = lib.sws_set_backoff(self._h.value, raw, len(raw))
+        if rc == ErrorCode.INVALID_ARGUMENT:
+            raise ValueError(_ffi.last_error(self._h.value))
+        if rc != ErrorCode.OK:
+            raise self._closed_exception()
+
+    def _provide_headers(self, fn: Callable[[], HeadersLike]) -> None:
+        provider = _header_provider(fn)
+        self._h.keep.append(provider)
+        lib.sws_set_header_provider(self._h.value, provider, None)
+
     # Sending.
 
     def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (str) or binary (bytes-like) message.
 
-        Raises NotConnected before the connection is open and ConnectionClosed
-        once it has ended: a message is never queued for later.
+        Raises NotConnected while (re)connecting and ConnectionClosed once the
+        connection has ended: a message is never queued for later.
         """
         if isinstance(message, str):
             data, text = message.encode("utf-8"), 1
@@ -239,13 +304,13 @@ class WebSocket:
 
     def _send_error(self, rc: int) -> Exception:
         if rc == ErrorCode.NOT_CONNECTED:
-            return NotConnected("the connection is not open")
+            return NotConnected("the connection is not open: it is " + self.state)
         if rc == ErrorCode.INVALID_ARGUMENT:
             return ValueError(_ffi.last_error(self._h.value))
         if rc == ErrorCode.BAD_HANDLE or self._closed is not None:
             return self._closed_exception()
         detail = _ffi.last_error(self._h.value)
-        lib.sws_wait(self._h.value, _FATAL_WAIT_MS)  # let the state settle to "closed"
+        lib.sws_wait(self._h.value, _FATAL_WAIT_MS)  # let the state settle
         return ConnectionClosedError(1006, "", detail)
 
     # Receiving.
@@ -253,39 +318,92 @@ class WebSocket:
     def recv(self, timeout: float | None = None) -> Message:
         """Return the next message: str for text, bytes for binary.
 
-        Raises TimeoutError after ``timeout`` seconds (None: wait forever),
-        ConnectionClosedOK or ConnectionClosedError once the connection has
-        ended and every message received before has been returned.
+        Lifecycle events on the way run their callbacks. Raises TimeoutError
+        after ``timeout`` seconds (None: wait forever); once the connection
+        has ended for good and every earlier message was returned, raises
+        ConnectionClosedOK, ConnectionClosedError, or the error that ended
+        the last reconnect attempt.
         """
-        if not self._wait_pending(_deadline(timeout)):
-            raise TimeoutError(f"no message within {timeout} s")
-        return self._pending.popleft()
+        deadline = _deadline(timeout)
+        while True:
+            if not self._wait_pending(deadline):
+                raise TimeoutError(f"no message within {timeout} s")
+            item = self._pending.popleft()
+            if _is_message(item):
+                return item  # type: ignore[return-value]
+            self._lifecycle -= 1
+            self._reach(item)  # type: ignore[arg-type]
 
     def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[Message]:
         """Return up to ``max_messages`` messages, waiting up to ``timeout``
         seconds for the first; [] if none came. Raises like recv() once the
         connection has ended and nothing is left."""
         check_positive_int("max_messages", max_messages, 1 << 30)
+        deadline = _deadline(timeout)
+        while self._wait_pending(deadline):
+            pending = self._pending
+            if self._lifecycle == 0 and len(pending) <= max_messages:
+                everything: list[Message] = list(pending)  # type: ignore[arg-type]
+                pending.clear()
+                return everything
+            taken = self._take(max_messages)
+            if taken:
+                return taken
+        return []
+
+    def _take(self, max_messages: int) -> list[Message]:
+        """Pop up to max_messages, running lifecycle events on the way; stop
+        before the terminal event if messages were taken."""
+        out: list[Message] = []
+        pending = self._pending
+        while pending and len(out) < max_messages:
+            item = pending[0]
+            if _is_message(item):
+                out.append(pending.popleft())  # type: ignore[arg-type]
+                continue
+            if isinstance(item, Closed) and out:
+                break
+            pending.popleft()
+            self._lifecycle -= 1
+            self._reach(item)  # type: ignore[arg-type]
+        return out
+
+    def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[Event]:
+        """Return up to ``max_events`` items of the event stream -- messages
+        and the lifecycle events Opened, Disconnected, Reconnecting and
+        Closed, in order -- waiting up to ``timeout`` seconds for the first;
+        [] if none came. Callbacks run as for recv(). Once the Closed event
+        was returned, raises like recv()."""
+        check_positive_int("max_events", max_events, 1 << 30)
         if not self._wait_pending(_deadline(timeout)):
             return []
-        pending = self._pending
-        if len(pending) <= max_messages:
-            batch = list(pending)
-            pending.clear()
-            return batch
-        return [pending.popleft() for _ in range(max_messages)]
+        out: list[Event] = []
+        while self._pending and len(out) < max_events:
+            item = self._pending.popleft()
+            if not _is_message(item):
+                self._lifecycle -= 1
+                self._callbacks.run(self, item)  # type: ignore[arg-type]
+            out.append(item)
+        return out
 
     def __iter__(self) -> Iterator[Message]:
-        """Yield messages until the connection closes; a normal close ends
-        the loop quietly, an abnormal one raises ConnectionClosedError."""
+        """Yield messages until the connection ends for good; a normal close
+        ends the loop quietly, anything else raises."""
         try:
             while True:
                 yield self.recv()
         except ConnectionClosedOK:
             return
 
+    def _reach(self, event: Lifecycle) -> None:
+        """The receiver reached ``event`` in the stream: run its callback;
+        the terminal event raises."""
+        self._callbacks.run(self, event)
+        if isinstance(event, Closed):
+            raise self._closed_exception()
+
     def _wait_pending(self, deadline: float | None) -> bool:
-        """Wait until a message is pending (True) or deadline passes (False)."""
+        """Wait until an item is pending (True) or deadline passes (False)."""
         while not self._pending:
             if self._closed is not None or self._sent_close is not None:
                 raise self._closed_exception()
@@ -302,7 +420,7 @@ class WebSocket:
         return True
 
     def _poll_once(self, wait: float) -> None:
-        """Poll one batch (waiting up to ``wait`` s) and dispatch it. Holds _poll_lock."""
+        """Poll one batch (waiting up to ``wait`` s) and queue it. Holds _poll_lock."""
         if self._h.freed:
             return
         if _ffi._forked:
@@ -316,31 +434,28 @@ class WebSocket:
         elif rc == ErrorCode.BUFFER_TOO_SMALL:
             b.resize(max(self._size.value, 2 * len(b.data)))
         elif rc in (ErrorCode.CLOSED, ErrorCode.BAD_HANDLE):
-            self._on_closed(Closed(1006, "", ErrorCode.CLOSED, 0))
+            self._dispatch([Closed(1006, "", ErrorCode.CLOSED)])
         else:
             raise InternalError(f"poll failed: {_ffi.last_error(self._h.value)}")
 
-    def _dispatch(self, events: list[Any]) -> None:
-        if self._sent_close is None and all(type(e) is str or type(e) is bytes for e in events):
+    def _dispatch(self, events: list[Event]) -> None:
+        if self._sent_close is None and all(_is_message(e) for e in events):
             self._pending.extend(events)
             return
         for ev in events:
-            if isinstance(ev, (str, bytes)):
+            if _is_message(ev):
                 if self._sent_close is None:  # after close(), nobody reads them
                     self._pending.append(ev)
-            elif isinstance(ev, Opened):
+                continue
+            if isinstance(ev, Opened):
                 self._subprotocol, self._opened = ev.subprotocol, True
             elif isinstance(ev, Closed):
-                self._on_closed(ev)
-
-    def _on_closed(self, ev: Closed) -> None:
-        if self._closed is not None:
-            return
-        if ev.error not in (ErrorCode.OK, ErrorCode.CLOSED) or (ev.error == ErrorCode.CLOSED and ev.code == 1006):
-            self._detail = _ffi.last_error(self._h.value)
-        self._closed = ev
-        logger.debug("connection to %s ended: %s %s %s", self.url, ev.code, ev.reason, self._detail)
-        self._release()
+                if self._closed is not None:
+                    continue
+                self._closed = ev
+                self._release()
+            self._pending.append(ev)
+            self._lifecycle += 1
 
     def _release(self) -> None:
         """Free the engine handle, keeping the final counters."""
@@ -350,14 +465,20 @@ class WebSocket:
         self._h.free()
         self._finalizer.detach()
 
-    def _closed_exception(self) -> ConnectionClosed:
+    def _exception_for(self, ev: Ended) -> Exception:
+        """The exception that tells how a connection or an attempt ended."""
+        if ev.dialing and ev.error != ErrorCode.OK:
+            return connect_error(ev.error, ev.detail or "connection failed", ev.status)
+        return closed_error(ev.code, ev.reason, ev.error, ev.detail)
+
+    def _closed_exception(self) -> Exception:
         if self._sent_close is not None:
             return ConnectionClosedOK(*self._sent_close)
-        ev = self._closed or Closed(1006, "", ErrorCode.CLOSED, 0)
-        return closed_error(ev.code, ev.reason, ev.error, self._detail)
+        return self._exception_for(self._closed or Closed(1006, "", ErrorCode.CLOSED))
 
     def _wait_open(self) -> None:
-        """Poll until the OPEN or the CLOSED event; raise if it failed."""
+        """Poll until the first OPEN or the CLOSED event; raise if it failed,
+        else run on_open."""
         try:
             while not self._opened and self._closed is None:
                 with self._poll_lock:
@@ -365,22 +486,28 @@ class WebSocket:
         except BaseException:
             self._h.free()
             raise
-        if not self._opened and self._closed is not None:
-            ev = self._closed
-            raise connect_error(ev.error, self._detail or "connection failed", ev.status)
+        if not self._opened:
+            raise self._closed_exception()
+        while self._pending and not _is_message(self._pending[0]):
+            event = self._pending.popleft()
+            self._lifecycle -= 1
+            self._callbacks.run(self, event)  # type: ignore[arg-type]
+            if isinstance(event, Opened):
+                break
 
     # Closing.
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection: send a close frame with ``code`` and
         ``reason``, wait up to close_timeout for the server's, close TCP.
+        During a reconnect wait, end it at once.
 
         Idempotent and safe from any thread; a recv() blocked in another
-        thread raises ConnectionClosedOK.
+        thread raises ConnectionClosedOK. on_close runs once, here.
         """
         raw = check_close(code, reason)
         with self._close_lock:
-            if self._h.freed or self._sent_close is not None:
+            if self._sent_close is not None or self._closed is not None:
                 return
             _ffi.check_fork()
             self._sent_close = (code, reason)
@@ -391,7 +518,10 @@ class WebSocket:
             with self._poll_lock:
                 while not self._h.freed:
                     self._poll_once(0)
+                self._pending.clear()
+                self._lifecycle = 0
         logger.debug("closed connection to %s with %d", self.url, code)
+        self._callbacks.run(self, Closed(code, reason, ErrorCode.OK))
 
     def __enter__(self) -> WebSocket:
         return self

@@ -24,6 +24,8 @@ EVENT_TEXT = 1
 EVENT_BINARY = 2
 EVENT_OPEN = 3
 EVENT_CLOSED = 4
+EVENT_DISCONNECTED = 5
+EVENT_RECONNECTING = 6
 
 STATES = ("connecting", "open", "reconnecting", "closing", "closed")
 
@@ -46,6 +48,8 @@ _SIGNATURES: dict[str, list[Any]] = {
     "sws_last_error": [c_int64, c_void_p, c_int64, _I64P],
     "sws_wakeup_fd": [c_int64, _I32P],
     "sws_set_callback": [c_int64, c_void_p, c_void_p],
+    "sws_set_backoff": [c_int64, c_void_p, c_int64],
+    "sws_set_header_provider": [c_int64, c_void_p, c_void_p],
 }
 
 
@@ -65,6 +69,8 @@ lib = _load()
 
 # NotifyFn is the C type of callbacks for sws_set_callback.
 NotifyFn = ctypes.CFUNCTYPE(None, c_int64, c_void_p)
+# HeaderFn is the C type of header providers for sws_set_header_provider.
+HeaderFn = ctypes.CFUNCTYPE(c_int32, c_int64, c_void_p, c_void_p, c_int64, _I64P)
 
 _forked = False
 

@@ -11,6 +11,7 @@ import math
 import os
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Union
 
 HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
@@ -88,15 +89,15 @@ def check_subprotocols(subprotocols: Sequence[str] | None) -> list[str]:
     return result
 
 
-def check_timeout(name: str, value: float | None, *, allow_none: bool = True) -> float | None:
+def check_timeout(name: str, value: float | None, *, positive: bool = False) -> float | None:
+    """A duration in seconds, or None; ``positive`` refuses 0."""
     if value is None:
-        if allow_none:
-            return None
-        raise TypeError(f"{name} must be a number")
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number or None, not {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value}")
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{name} must be a {kind} number, got {value}")
     return float(value)
 
 
@@ -136,3 +137,59 @@ def seconds(value: float | None) -> Any:
     if value is None:
         return None
     return max(value, 1e-9)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The reconnect policy: delays grow from ``min`` by ``factor`` up to
+    ``max`` seconds, each spread at random between ``min`` and its value when
+    ``jitter`` is on; ``max_attempts`` consecutive failures end the client
+    (None: retry forever). The first retry after a connection that stayed
+    healthy happens at once."""
+
+    min: float = 0.5
+    max: float = 30.0
+    factor: float = 2.0
+    jitter: bool = True
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("min", "max", "factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise TypeError(f"reconnect: {name} must be a number")
+        if self.min <= 0:
+            raise ValueError("reconnect: min must be positive")
+        if self.max < self.min:
+            raise ValueError("reconnect: max must be at least min")
+        if self.factor < 1:
+            raise ValueError("reconnect: factor must be at least 1")
+        if self.max_attempts is not None:
+            check_positive_int("reconnect: max_attempts", self.max_attempts, 1 << 30)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "min": self.min,
+            "max": self.max,
+            "factor": self.factor,
+            "jitter": self.jitter,
+            "max_attempts": self.max_attempts or 0,
+        }
+
+
+def check_reconnect(value: Backoff | bool | None) -> dict[str, Any] | None:
+    if value is True:
+        return Backoff().config()
+    if value is False or value is None:
+        return None
+    if isinstance(value, Backoff):
+        return value.config()
+    raise TypeError(f"reconnect must be a Backoff, True or False, not {type(value).__name__}")
+
+
+def check_statuses(value: Iterable[int]) -> list[int]:
+    statuses = list(value)
+    for s in statuses:
+        if isinstance(s, bool) or not isinstance(s, int) or not 100 <= s <= 599:
+            raise ValueError(f"fatal_statuses: {s!r} is not an HTTP status")
+    return statuses
