@@ -3,8 +3,8 @@
 #
 #   ./build.sh          build the Go library and dist/steadyws-<ver>-py3-none-<platform>.whl
 #   ./build.sh test     everything CI runs: gofmt, go vet, go test -race, the wheel,
-#                       a fresh virtualenv with the pinned test dependencies, mypy --strict,
-#                       and the pytest suite against the installed wheel
+#                       a fresh virtualenv with the pinned test dependencies, toxiproxy,
+#                       mypy --strict, and the pytest suite against the installed wheel
 #   ./build.sh lib      only the shared library, into python/steadyws/ (for hacking)
 #
 # Needs go (>= 1.24, with cgo and a C compiler) and python3 (>= 3.10) with pip and venv.
@@ -13,6 +13,8 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 VENV=build/venv
+# The fault-injection proxy of the test suite (installed from the Go module proxy).
+TOXIPROXY=github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -47,6 +49,13 @@ make_venv() {
 	"$VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps dist/*.whl
 }
 
+install_toxiproxy() {
+	log "toxiproxy ($TOXIPROXY)"
+	GOBIN="$PWD/build/bin" go install "$TOXIPROXY"
+	mv -f build/bin/server build/bin/toxiproxy-server
+	export STEADYWS_TOXIPROXY="$PWD/build/bin/toxiproxy-server"
+}
+
 python_checks() {
 	log "mypy --strict"
 	"$VENV/bin/python" -m mypy --strict python/steadyws
@@ -67,6 +76,7 @@ test)
 	go_checks
 	build_wheel
 	make_venv
+	install_toxiproxy
 	python_checks "$@"
 	;;
 *)

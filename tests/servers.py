@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.exceptions import ConnectionClosed
@@ -57,6 +57,8 @@ class Event:
     reason: str = ""
     payload: bytes = b""
     masked: bool = False
+    at: float = field(default_factory=time.monotonic)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class Recorder:
@@ -416,6 +418,7 @@ class MisbehavingServer(Recorder):
             "/too-big": self._too_big,
             "/silent": lambda conn, request: conn.drain(),
             "/fragmented-with-ping": self._fragmented_with_ping,
+            "/accept-then": self._accept_then,
         }
         self._acceptor = threading.Thread(target=self._accept_loop, name="misbehaving-server", daemon=True)
         self._acceptor.start()
@@ -461,7 +464,7 @@ class MisbehavingServer(Recorder):
             conn = RawConnection(sock)
             with sock:
                 request = conn.read_request()
-                self.record(Event("request", request.target))
+                self.record(Event("request", request.target, headers=tuple(request.headers.items())))
                 route = self._routes.get("/" + request.path.split("/")[1], self._not_found)
                 route(conn, request)
         except (OSError, EOFError, ValueError):
@@ -507,10 +510,12 @@ class MisbehavingServer(Recorder):
         self._reply_and_finish(conn, http_response(404, b"no such test path\n"))
 
     def _status(self, conn: RawConnection, request: Request) -> None:
-        status = int(request.path.split("/")[2])
+        self._status_reply(conn, int(request.path.split("/")[2]), request.query.get("retry_after"))
+
+    def _status_reply(self, conn: RawConnection, status: int, retry_after: str | None) -> None:
         headers = [("Content-Type", "text/plain")]
-        if "retry_after" in request.query:
-            headers.append(("Retry-After", request.query["retry_after"]))
+        if retry_after is not None:
+            headers.append(("Retry-After", retry_after))
         body = f"status {status} from the misbehaving server\n".encode()
         self._reply_and_finish(conn, http_response(status, body, headers))
 
@@ -523,6 +528,25 @@ class MisbehavingServer(Recorder):
 
     def _bad_accept(self, conn: RawConnection, request: Request) -> None:
         self._reply_and_finish(conn, switching_protocols(accept_key("not-the-client-key")))
+
+    def requests(self, target: str) -> list[Event]:
+        """The handshake requests received for ``target``, in order."""
+        return [e for e in self.events if e.kind == "request" and e.target == target]
+
+    def _accept_then(self, conn: RawConnection, request: Request) -> None:
+        """The first ``accepts`` connections to this target are accepted and
+        dropped at once (FIN, no close frame); later ones get ``then``: an
+        HTTP status (with ``retry_after``), "silent" (no answer), or "drop"."""
+        seen = len(self.requests(request.target))
+        then = request.query.get("then", "drop")
+        if seen <= request.int_param("accepts", 1) or then == "drop":
+            conn.send(switching_protocols(accept_key(request.headers.get("sec-websocket-key", ""))))
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.drain()
+        elif then == "silent":
+            conn.drain()
+        else:
+            self._status_reply(conn, int(then), request.query.get("retry_after"))
 
     def _early_frames(self, conn: RawConnection, request: Request) -> None:
         count = request.int_param("n", 3)
