@@ -301,3 +301,14 @@ def test_a_thousand_forced_reconnects_leak_nothing(
         time.sleep(0.1)
     assert now[0] <= base[0] + 2 and now[1] <= base[1] + 2 and now[2] <= base[2] + 2, (base, now)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_close_from_inside_a_callback(bad_server: MisbehavingServer) -> None:
+    """close() called from on_disconnect ends the client; the receiving loop ends quietly, no deadlock."""
+    target = tagged("/accept-then?then=drop")
+    ws = steadyws.connect(bad_server.url(target), reconnect=FAST, on_disconnect=lambda ws, err: ws.close())
+    received = list(ws)  # ends with ConnectionClosedOK, swallowed by the iterator
+    assert received == []
+    assert ws.state == "closed" and ws.close_code == 1000
+    time.sleep(0.3)
+    assert len(bad_server.requests(target)) == 1, "dialled again after close()"
