@@ -424,3 +424,22 @@ func FuzzEncodeEvents(f *testing.F) {
 		}
 	})
 }
+
+// TestServerThatNeverClosesTCP: once the close frames are exchanged, a
+// server that waits for the client to close TCP does not hold up the end.
+func TestServerThatNeverClosesTCP(t *testing.T) {
+	srv := wstest.New(t, func(c net.Conn) {
+		_ = ws.WriteFrame(c, ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "")))
+		_, _, _ = wsutil.ReadClientData(c)
+		time.Sleep(3 * time.Second)
+	})
+	c := open(t, Options{URL: srv.URL})
+	mustOpen(t, c)
+	start := time.Now()
+	if ev := nextOf(t, c, EventClosed); ev.CloseCode != CloseNormal || ev.Err != CodeOK {
+		t.Fatalf("got %+v", ev)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the end took %v", took)
+	}
+}

@@ -170,10 +170,20 @@ func (cn *conn) writeClose(code int, reason string) error {
 	return cn.writeFrame(ws.OpClose, body)
 }
 
-// awaitServerClose waits, up to deadline, for the server to close TCP after
-// the close frames were exchanged: RFC 6455 7.1.1 has the server close
-// first, so the client does not hold the TIME_WAIT state.
+// serverCloseGrace bounds the wait for the server's TCP close once both
+// close frames are exchanged. RFC 6455 7.1.1 has the server close first (so
+// the client does not hold TIME_WAIT) but lets the client close "at any
+// time after sending and receiving a Close message": many servers wait for
+// the client instead, and waiting the full close_timeout for them would hold
+// up the end, and the reconnect, for nothing.
+const serverCloseGrace = 250 * time.Millisecond
+
+// awaitServerClose gives the server until the earlier of deadline and the
+// grace period to close TCP after the close frames were exchanged.
 func (cn *conn) awaitServerClose(deadline time.Time) {
+	if grace := time.Now().Add(serverCloseGrace); grace.Before(deadline) {
+		deadline = grace
+	}
 	_ = cn.net.SetReadDeadline(deadline)
 	_, _ = io.Copy(io.Discard, io.LimitReader(cn.src, 1<<20))
 }
