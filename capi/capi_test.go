@@ -162,6 +162,8 @@ func TestBadArguments(t *testing.T) {
 		{config: `{"url": "ws://x/", "reconnect": {"min": -1}}`, wantInMessage: "reconnect"},
 		{config: `{"url": "ws://x/", "reconnect": {"min": 2, "max": 1}}`, wantInMessage: "reconnect"},
 		{config: `{"url": "ws://x/", "ping_interval": -1}`, wantInMessage: "ping_interval"},
+		{config: `{"url": "ws://x/", "overflow": "drop_all"}`, wantInMessage: "overflow"},
+		{config: `{"url": "ws://x/", "max_queue_bytes": -1}`, wantInMessage: "max_queue_bytes"},
 	} {
 		cfg := []byte(tc.config)
 		rc := sws_connect(unsafe.Pointer(&cfg[0]), int64(len(cfg)), ptr(&i64), unsafe.Pointer(&errBuf[0]), 256)

@@ -22,6 +22,8 @@ type config struct {
 	WriteTimeout       seconds     `json:"write_timeout"`
 	MaxMessageSize     int64       `json:"max_message_size"`
 	MaxQueue           int         `json:"max_queue"`
+	MaxQueueBytes      int64       `json:"max_queue_bytes"`
+	Overflow           string      `json:"overflow"`
 	MaxHandshakeSize   int64       `json:"max_handshake_size"`
 	CAFile             string      `json:"ca_file"`
 	CertFile           string      `json:"cert_file"`
@@ -136,12 +138,18 @@ func parseConfig(raw []byte) (core.Options, error) {
 	}
 	o := core.Options{
 		URL: c.URL, Subprotocols: c.Subprotocols,
-		MaxMessageSize: c.MaxMessageSize, MaxQueue: c.MaxQueue, MaxHandshakeSize: c.MaxHandshakeSize,
+		MaxMessageSize: c.MaxMessageSize, MaxQueue: c.MaxQueue, MaxQueueBytes: c.MaxQueueBytes,
+		MaxHandshakeSize: c.MaxHandshakeSize,
 		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify,
 		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses,
 	}
 	var err error
+	if c.Overflow != "" {
+		if o.Overflow, err = core.ParseOverflow(c.Overflow); err != nil {
+			return core.Options{}, err
+		}
+	}
 	if c.Reconnect != nil {
 		b, err := c.Reconnect.core()
 		if err != nil {

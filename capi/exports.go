@@ -58,6 +58,9 @@ enum sws_state {
 //                     a RECONNECTING or the CLOSED event follows
 //   SWS_EVENT_RECONNECTING: a = attempt number, b = delay in ms before it;
 //                     data = why the last connection or attempt failed
+//   SWS_EVENT_WARNING: the queue is in trouble (rate-limited); a = 1 drops
+//                     (b = drops since the last warning) or 2 high water
+//                     (b = depth); data = a message
 enum sws_event_kind {
 	SWS_EVENT_TEXT = 1,
 	SWS_EVENT_BINARY = 2,
@@ -65,6 +68,7 @@ enum sws_event_kind {
 	SWS_EVENT_CLOSED = 4,
 	SWS_EVENT_DISCONNECTED = 5,
 	SWS_EVENT_RECONNECTING = 6,
+	SWS_EVENT_WARNING = 7,
 };
 #define SWS_META_WORDS 4
 
@@ -103,7 +107,8 @@ func sws_abi_version() int32 { return abiVersion }
 // sws_connect validates a JSON config (keys: url, headers [[name, value]...],
 // subprotocols, open_timeout, close_timeout, write_timeout, ping_interval,
 // ping_timeout, healthy_after (seconds; null = no limit or off),
-// max_message_size, max_queue, max_handshake_size, ca_file, cert_file,
+// max_message_size, max_queue, max_queue_bytes, overflow ("block",
+// "drop_oldest", "drop_newest", "close"), max_handshake_size, ca_file, cert_file,
 // key_file, server_hostname, insecure_skip_verify, reconnect (null or
 // {min, max, factor, jitter, max_attempts}), fatal_statuses), stores a new
 // handle in *out_handle and starts connecting in the background. It does no

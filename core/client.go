@@ -54,7 +54,7 @@ func Open(o Options) (*Client, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{s: s, ctx: ctx, cancel: cancel, q: newQueue(s.MaxQueue), done: make(chan struct{})}
+	c := &Client{s: s, ctx: ctx, cancel: cancel, q: newQueue(s.MaxQueue, s.MaxQueueBytes, s.Overflow), done: make(chan struct{})}
 	if s.Reconnect != nil {
 		c.policy = *s.Reconnect
 	}

@@ -266,11 +266,11 @@ func TestBackpressureKeepsEverything(t *testing.T) {
 	c := open(t, Options{URL: srv.URL, MaxQueue: 4})
 	mustOpen(t, c)
 	time.Sleep(100 * time.Millisecond) // let the reader fill the queue
-	if depth, _, _ := c.q.depth(); depth > 4 {
+	if depth, _, _, _ := c.q.depth(); depth > 4 {
 		t.Fatalf("queue depth %d over max_queue", depth)
 	}
 	for i := 0; i < total; i++ {
-		if ev := next(t, c); ev.Data[0] != byte(i) {
+		if ev := nextOf(t, c, EventBinary); ev.Data[0] != byte(i) {
 			t.Fatalf("message %d out of order: %d", i, ev.Data[0])
 		}
 	}

@@ -85,6 +85,8 @@ func closeCodeFor(err error) int {
 		return CloseProtocolError
 	case CodeMessageTooBig:
 		return CloseMessageTooBig
+	case CodeQueueFull:
+		return ClosePolicyViolation
 	case CodeInternal:
 		return CloseInternalError
 	}

@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // EventKind says what an Event carries. Values are part of the ABI.
 type EventKind uint32
@@ -18,6 +21,9 @@ const (
 	// EventReconnecting: attempt Runes will be dialled after Delay; Err and
 	// Data say why the last connection or attempt failed.
 	EventReconnecting EventKind = 6
+	// EventWarning: the queue is in trouble; Runes is WarnDrops or
+	// WarnHighWater, Count the drops or the depth, Data a message.
+	EventWarning EventKind = 7
 )
 
 // Event is one item of the inbound queue: a message or a lifecycle change.
@@ -34,6 +40,7 @@ type Event struct {
 	Dialing   bool // the failure happened while connecting, not on an open connection
 
 	Delay time.Duration // EventReconnecting
+	Count int64         // EventWarning
 }
 
 func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == EventBinary }
@@ -42,7 +49,8 @@ func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == Event
 // batch: kind, data length, a, b. For EventText, a = code points; for
 // EventClosed and EventDisconnected, a = close code | HTTP status << 16;
 // b = error code | 1 << 16 if it failed while connecting. For EventReconnecting, a = attempt and b = delay in
-// milliseconds.
+// milliseconds. For EventWarning, a = the warning (WarnDrops,
+// WarnHighWater) and b = its count.
 const MetaWords = 4
 
 // EncodeEvents packs events into caller-owned buffers: MetaWords words per
@@ -74,6 +82,8 @@ func (e *Event) word3() uint32 {
 	switch {
 	case e.Kind == EventReconnecting:
 		return uint32(e.Delay.Milliseconds())
+	case e.Kind == EventWarning:
+		return uint32(min(e.Count, math.MaxUint32))
 	case e.Dialing:
 		return uint32(e.Err) | 1<<16
 	}
@@ -94,6 +104,8 @@ func DecodeEvents(meta []uint32, data []byte, n int) []Event {
 			ev.CloseCode, ev.Status = int(m[2]&0xffff), int(m[2]>>16)
 		case EventReconnecting:
 			ev.Runes, ev.Delay, ev.Err = int(m[2]), time.Duration(m[3])*time.Millisecond, CodeOK
+		case EventWarning:
+			ev.Runes, ev.Count, ev.Err = int(m[2]), int64(m[3]), CodeOK
 		default:
 			ev.Runes = int(m[2])
 		}

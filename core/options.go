@@ -21,6 +21,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxMessageSize   = 1 << 20
 	DefaultMaxQueue         = 1024
+	DefaultMaxQueueBytes    = 64 << 20
 	DefaultMaxHandshakeSize = 64 << 10
 	DefaultPingInterval     = 20 * time.Second
 	DefaultPingTimeout      = 20 * time.Second
@@ -66,6 +67,12 @@ type Options struct {
 	// while it is full the reader stops reading (TCP backpressure).
 	// Defaults to 1024.
 	MaxQueue int
+	// MaxQueueBytes bounds the bytes of the messages waiting. Defaults to
+	// 64 MiB.
+	MaxQueueBytes int64
+	// Overflow is what happens to a message when the queue is full.
+	// Defaults to OverflowBlock.
+	Overflow Overflow
 	// MaxHandshakeSize bounds the bytes of the HTTP response to the opening
 	// handshake. Defaults to 64 KiB.
 	MaxHandshakeSize int64
@@ -172,6 +179,12 @@ func (s *settings) applyLimits() error {
 		return err
 	}
 	s.MaxQueue = int(q)
+	if s.MaxQueueBytes, err = limit("max_queue_bytes", s.MaxQueueBytes, DefaultMaxQueueBytes, 1<<40); err != nil {
+		return err
+	}
+	if s.Overflow < OverflowBlock || s.Overflow > OverflowClose {
+		return invalidArg("overflow", "unknown policy %d", int(s.Overflow))
+	}
 	s.MaxHandshakeSize, err = limit("max_handshake_size", s.MaxHandshakeSize, DefaultMaxHandshakeSize, math.MaxInt32)
 	return err
 }

@@ -51,7 +51,9 @@ func (c *Client) readLoop(cn *conn) error {
 		if err != nil {
 			return err
 		}
-		c.deliver(cn, ev)
+		if err := c.deliver(cn, ev); err != nil {
+			return err
+		}
 	}
 }
 
@@ -78,18 +80,17 @@ func readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
 	return Event{Kind: EventBinary, Data: buf}, nil
 }
 
-// deliver queues a message, waiting while the queue is full; it gives up
-// only when the connection dies or a local close makes the queue refuse.
-func (c *Client) deliver(cn *conn, ev Event) {
+// deliver queues a message under the overflow policy; with
+// OverflowBlock it waits while the queue is full, giving up only when the
+// connection dies or a local close makes the queue refuse.
+func (c *Client) deliver(cn *conn, ev Event) error {
 	c.stats.add(StatMessagesIn, 1)
 	c.stats.add(StatBytesIn, int64(len(ev.Data)))
-	ok, waited := c.q.tryPut(ev)
-	if waited {
-		ok = c.deliverBlocked(cn, ev)
+	_, wait, err := c.q.tryPut(ev)
+	if wait {
+		c.deliverBlocked(cn, ev)
 	}
-	if !ok {
-		c.stats.add(StatDropped, 1)
-	}
+	return err
 }
 
 // deliverBlocked waits for room in the queue, telling the heartbeat that

@@ -19,7 +19,7 @@ const (
 	StatQueueDepth     // messages waiting for the consumer (a gauge)
 	StatQueueBytes     // bytes waiting for the consumer (a gauge)
 	StatQueueHighWater // most messages ever waiting at once
-	StatDropped        // messages read but never queued (after a local close)
+	StatDropped        // messages dropped by the overflow policy or after a local close
 	StatPingsReceived
 	StatPongsReceived
 	StatConnects // successful opening handshakes
@@ -53,8 +53,9 @@ func (c *Client) Stats() [NumStats]int64 {
 	for i := range out {
 		out[i] = c.stats.v[i].Load()
 	}
-	depth, size, high := c.q.depth()
+	depth, size, high, dropped := c.q.depth()
 	out[StatQueueDepth], out[StatQueueBytes], out[StatQueueHighWater] = int64(depth), size, int64(high)
+	out[StatDropped] = dropped
 	if at := c.openedAt.Load(); at != 0 {
 		out[StatConnectedMillis] = time.Since(time.Unix(0, at)).Milliseconds()
 	}

@@ -1,0 +1,170 @@
+package core
+
+import (
+	"encoding/binary"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/steadyws/steadyws/core/wstest"
+)
+
+// flooder sends total binary messages of size bytes, message i starting
+// with i, then waits for the client to go away.
+func flooder(total, size int) func(c net.Conn) {
+	return func(c net.Conn) {
+		msg := make([]byte, size)
+		for i := 0; i < total; i++ {
+			binary.BigEndian.PutUint32(msg, uint32(i))
+			if wsutil.WriteServerMessage(c, ws.OpBinary, msg) != nil {
+				return
+			}
+		}
+		wstest.Echo(c)
+	}
+}
+
+// drain reads every waiting event, waiting up to settle for more.
+func drain(t *testing.T, c *Client, settle time.Duration) (messages []int, warnings []Event) {
+	t.Helper()
+	events := make([]Event, 256)
+	for {
+		n, _, err := c.Poll(events, 1<<20, settle)
+		if err != nil || n == 0 {
+			return messages, warnings
+		}
+		for _, ev := range events[:n] {
+			switch ev.Kind {
+			case EventBinary:
+				messages = append(messages, int(binary.BigEndian.Uint32(ev.Data)))
+			case EventWarning:
+				warnings = append(warnings, ev)
+			}
+		}
+	}
+}
+
+// waitForStat polls the stats until stat reaches at least want.
+func waitForStat(t *testing.T, c *Client, stat Stat, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for c.Stats()[stat] < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("stat %s stuck at %d, want %d", StatNames[stat], c.Stats()[stat], want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestOverflowPolicies(t *testing.T) {
+	const total, max = 1000, 10
+	for _, tc := range []struct {
+		policy    Overflow
+		wantFirst int
+	}{
+		{policy: OverflowDropOldest, wantFirst: total - max},
+		{policy: OverflowDropNewest, wantFirst: 0},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			srv := wstest.New(t, flooder(total, 100))
+			c := open(t, Options{URL: srv.URL, MaxQueue: max, Overflow: tc.policy})
+			mustOpen(t, c)
+			waitForStat(t, c, StatMessagesIn, total)
+			got, warnings := drain(t, c, 50*time.Millisecond)
+			if len(got) != max || got[0] != tc.wantFirst || got[max-1] != tc.wantFirst+max-1 {
+				t.Fatalf("kept %v", got)
+			}
+			if d := c.Stats()[StatDropped]; d != total-max {
+				t.Fatalf("dropped %d, want %d", d, total-max)
+			}
+			if len(warnings) == 0 || len(warnings) > 3 {
+				t.Fatalf("%d warnings: want a few, rate-limited", len(warnings))
+			}
+		})
+	}
+}
+
+func TestOverflowBlockLosesNothing(t *testing.T) {
+	const total = 1000
+	srv := wstest.New(t, flooder(total, 100))
+	c := open(t, Options{URL: srv.URL, MaxQueue: 10})
+	mustOpen(t, c)
+	time.Sleep(50 * time.Millisecond)
+	if d, _, _, _ := c.q.depth(); d > 10 {
+		t.Fatalf("depth %d over max_queue", d)
+	}
+	var got []int
+	for len(got) < total {
+		more, _ := drain(t, c, time.Second)
+		if len(more) == 0 {
+			t.Fatalf("stalled after %d messages", len(got))
+		}
+		got = append(got, more...)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("message %d is %d", i, v)
+		}
+	}
+	if s := c.Stats(); s[StatDropped] != 0 || s[StatReaderBlockedMillis] <= 0 || s[StatQueueHighWater] != 10 {
+		t.Fatalf("stats %v", s)
+	}
+}
+
+func TestOverflowCloseFailsTheConnection(t *testing.T) {
+	srv := wstest.New(t, flooder(100, 100))
+	c := open(t, Options{URL: srv.URL, MaxQueue: 5, Overflow: OverflowClose})
+	mustOpen(t, c)
+	time.Sleep(100 * time.Millisecond) // the queue fills, nobody reads
+	ev := nextOf(t, c, EventClosed)
+	if ev.Err != CodeQueueFull || ev.CloseCode != ClosePolicyViolation {
+		t.Fatalf("got %+v", ev)
+	}
+}
+
+func TestMaxQueueBytesBoundsTheQueue(t *testing.T) {
+	srv := wstest.New(t, flooder(100, 100))
+	c := open(t, Options{URL: srv.URL, MaxQueue: 1000, MaxQueueBytes: 1000})
+	mustOpen(t, c)
+	time.Sleep(100 * time.Millisecond)
+	if d, b, _, _ := c.q.depth(); d > 10 || b > 1000 {
+		t.Fatalf("depth %d messages, %d bytes: over max_queue_bytes", d, b)
+	}
+	_, warnings := drain(t, c, 50*time.Millisecond)
+	if len(warnings) == 0 || warnings[0].Runes != WarnHighWater || !strings.Contains(string(warnings[0].Data), "80%") {
+		t.Fatalf("warnings %+v, want a high-water warning", warnings)
+	}
+}
+
+// TestCloseDoesNotHangOnAFullQueue: the reader waits for room, yet close
+// still completes within close_timeout.
+func TestCloseDoesNotHangOnAFullQueue(t *testing.T) {
+	srv := wstest.New(t, flooder(10000, 1000))
+	c := open(t, Options{URL: srv.URL, MaxQueue: 2, CloseTimeout: 500 * time.Millisecond})
+	mustOpen(t, c)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	_ = c.Close(CloseNormal, "")
+	select {
+	case <-c.Done():
+	case <-time.After(waitLong):
+		t.Fatal("close hung")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("close took %v", took)
+	}
+}
+
+func TestParseOverflow(t *testing.T) {
+	for i, name := range overflowNames {
+		if o, err := ParseOverflow(name); err != nil || int(o) != i {
+			t.Errorf("%s: %v %v", name, o, err)
+		}
+	}
+	if _, err := ParseOverflow("drop_all"); CodeOf(err) != CodeInvalidArgument {
+		t.Errorf("bad name accepted")
+	}
+}
