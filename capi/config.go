@@ -140,7 +140,7 @@ func parseConfig(raw []byte) (core.Options, error) {
 		URL: c.URL, Subprotocols: c.Subprotocols,
 		MaxMessageSize: c.MaxMessageSize, MaxQueue: c.MaxQueue, MaxQueueBytes: c.MaxQueueBytes,
 		MaxHandshakeSize: c.MaxHandshakeSize,
-		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
+		CAFile:           c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify,
 		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses,
 	}
