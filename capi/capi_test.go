@@ -87,6 +87,7 @@ func handleCalls(h int64) map[string]int32 {
 	p := unsafe.Pointer(&buf[0])
 	return map[string]int32{
 		"send":         sws_send(h, p, 1, 0),
+		"send_batch":   sws_send_batch(h, p, 1, ptr(&meta[0]), 1),
 		"poll":         sws_poll(h, ptr(&meta[0]), 4, p, 256, 0, ptr(&i32), ptr(&i64)),
 		"close":        sws_close(h, 1000, nil, 0),
 		"wait":         sws_wait(h, 0),
@@ -124,6 +125,7 @@ func TestNullPointers(t *testing.T) {
 		"connect config":    sws_connect(nil, 10, ptr(&i64), nil, 0),
 		"connect out":       sws_connect(unsafe.Pointer(&cfg[0]), int64(len(cfg)), nil, nil, 0),
 		"send data":         sws_send(h, nil, 5, 1),
+		"send_batch meta":   sws_send_batch(h, unsafe.Pointer(&cfg[0]), 3, nil, 1),
 		"poll meta":         sws_poll(h, nil, 1, nil, 0, 0, ptr(&i32), ptr(&i64)),
 		"poll out_count":    sws_poll(h, ptr(&meta[0]), 1, nil, 0, 0, nil, ptr(&i64)),
 		"poll data":         sws_poll(h, ptr(&meta[0]), 1, nil, 10, 0, ptr(&i32), ptr(&i64)),

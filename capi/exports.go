@@ -165,6 +165,48 @@ func sws_send(h int64, data unsafe.Pointer, n int64, text int32) int32 {
 	})
 }
 
+// sws_send_batch writes n messages in one call: their payloads back to back
+// in data (len bytes), described by 2 uint32 words each in meta: length,
+// text flag. They are written under one lock, in as few socket writes as
+// possible; nothing is written if any message is invalid.
+//
+//export sws_send_batch
+func sws_send_batch(h int64, data unsafe.Pointer, n int64, meta unsafe.Pointer, count int32) int32 {
+	return withHandle(h, func(e *entry) error {
+		msgs, text, err := splitBatch(data, n, meta, count)
+		if err != nil {
+			return err
+		}
+		return e.client.SendBatch(msgs, text)
+	})
+}
+
+// splitBatch views the caller's batch as messages without copying.
+func splitBatch(data unsafe.Pointer, n int64, meta unsafe.Pointer, count int32) ([][]byte, []bool, error) {
+	if count <= 0 || meta == nil {
+		return nil, nil, invalid("count", "need at least one message and its meta words")
+	}
+	all, err := buffer("data", data, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	words := unsafe.Slice((*uint32)(meta), int(count)*2)
+	msgs, text := make([][]byte, count), make([]bool, count)
+	off := int64(0)
+	for i := range msgs {
+		size := int64(words[2*i])
+		if off+size > n {
+			return nil, nil, invalid("meta", "lengths exceed the data")
+		}
+		msgs[i], text[i] = all[off:off+size:off+size], words[2*i+1] != 0
+		off += size
+	}
+	if off != n {
+		return nil, nil, invalid("meta", "lengths do not add up to the data")
+	}
+	return msgs, text, nil
+}
+
 // sws_poll waits up to timeout_ms for events and copies up to max_events of
 // them into meta (SWS_META_WORDS words each) and data (data_cap bytes).
 // *out_count gets the number of events, *out_len the data bytes used.

@@ -239,31 +239,52 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // binary frame. It fails at once with CodeNotConnected while connecting and
 // CodeClosed once closing: a message is never queued for later.
 func (c *Client) Send(p []byte, text bool) error {
+	return c.SendBatch([][]byte{p}, []bool{text})
+}
+
+// SendBatch writes several messages under one lock, coalesced into as few
+// socket writes as possible. It checks every message before writing any.
+func (c *Client) SendBatch(msgs [][]byte, text []bool) error {
+	cn, err := c.openConn()
+	if err != nil {
+		return err
+	}
+	ops := make([]ws.OpCode, len(msgs))
+	size := 0
+	for i, p := range msgs {
+		ops[i] = ws.OpBinary
+		if text[i] {
+			if !utf8.Valid(p) {
+				return invalidArg("message", "text must be valid UTF-8 (message %d)", i)
+			}
+			ops[i] = ws.OpText
+		}
+		size += len(p)
+	}
+	if err := cn.writeFrames(ops, msgs); err != nil {
+		return err
+	}
+	c.stats.add(StatMessagesOut, int64(len(msgs)))
+	c.stats.add(StatBytesOut, int64(size))
+	return nil
+}
+
+// openConn returns the open connection, or why there is none.
+func (c *Client) openConn() (*conn, error) {
 	c.mu.Lock()
 	cn, st, cause := c.conn, c.state, c.err
 	c.mu.Unlock()
 	switch {
 	case st == StateConnecting || st == StateReconnecting:
-		return &Error{Code: CodeNotConnected, Op: "send", Err: errors.New("the connection is not open yet")}
+		return nil, &Error{Code: CodeNotConnected, Op: "send", Err: errors.New("the connection is not open yet")}
 	case st != StateOpen || cn == nil:
 		e := &Error{Code: CodeClosed, Op: "send", Err: errors.New("the connection is closed")}
 		if cause != nil {
 			e.Err = cause
 		}
-		return e
-	case text && !utf8.Valid(p):
-		return invalidArg("message", "text must be valid UTF-8")
+		return nil, e
 	}
-	op := ws.OpBinary
-	if text {
-		op = ws.OpText
-	}
-	if err := cn.writeFrame(op, p); err != nil {
-		return err
-	}
-	c.stats.add(StatMessagesOut, 1)
-	c.stats.add(StatBytesOut, int64(len(p)))
-	return nil
+	return cn, nil
 }
 
 // Poll waits up to timeout for events and moves up to len(dst) of them into

@@ -443,3 +443,25 @@ func TestServerThatNeverClosesTCP(t *testing.T) {
 		t.Fatalf("the end took %v", took)
 	}
 }
+
+func TestSendBatchKeepsOrderAndTypes(t *testing.T) {
+	srv := wstest.New(t, wstest.Echo)
+	c := open(t, Options{URL: srv.URL})
+	mustOpen(t, c)
+	big := bytes.Repeat([]byte{7}, 3*writeChunk+5) // spans several flushes
+	msgs := [][]byte{[]byte("one"), {1, 2}, big, []byte("four")}
+	if err := c.SendBatch(msgs, []bool{true, false, false, true}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []EventKind{EventText, EventBinary, EventBinary, EventText} {
+		if ev := next(t, c); ev.Kind != want || !bytes.Equal(ev.Data, msgs[i]) {
+			t.Fatalf("message %d: kind %v, %d bytes", i, ev.Kind, len(ev.Data))
+		}
+	}
+	if err := c.SendBatch([][]byte{[]byte("ok"), {0xff}}, []bool{true, true}); CodeOf(err) != CodeInvalidArgument {
+		t.Fatalf("invalid UTF-8 in a batch: %v", err)
+	}
+	if s := c.Stats(); s[StatMessagesOut] != 4 {
+		t.Fatalf("messages out %d: the refused batch must send nothing", s[StatMessagesOut])
+	}
+}

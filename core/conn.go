@@ -112,6 +112,12 @@ func (cn *conn) unlockWrite() { <-cn.writeMu }
 // writeFrame writes one whole frame under the write lock: data, ping, pong
 // and close frames never interleave.
 func (cn *conn) writeFrame(op ws.OpCode, p []byte) error {
+	return cn.writeFrames([]ws.OpCode{op}, [][]byte{p})
+}
+
+// writeFrames writes frames back to back under one lock, coalesced into as
+// few writes as the buffer allows.
+func (cn *conn) writeFrames(ops []ws.OpCode, payloads [][]byte) error {
 	timeout := cn.client.s.WriteTimeout
 	if err := cn.lockWrite(timeout); err != nil {
 		return err
@@ -126,38 +132,61 @@ func (cn *conn) writeFrame(op ws.OpCode, p []byte) error {
 	if timeout > 0 {
 		_ = cn.net.SetWriteDeadline(time.Now().Add(timeout))
 	}
-	if err := cn.writeMasked(op, p); err != nil {
+	err := cn.appendFrames(ops, payloads)
+	if err == nil {
+		err = cn.flush()
+	}
+	if err != nil {
+		cn.wbuf.Reset()
 		e := wrap("write", err)
 		cn.die(e)
 		return e
 	}
-	cn.closeSent = op == ws.OpClose
+	cn.closeSent = ops[len(ops)-1] == ws.OpClose
 	return nil
 }
 
-// writeMasked frames and masks p (RFC 6455 5.3: every client frame is
-// masked) into the write buffer, never touching p itself: it may be memory
-// the caller still owns.
-func (cn *conn) writeMasked(op ws.OpCode, p []byte) error {
+func (cn *conn) appendFrames(ops []ws.OpCode, payloads [][]byte) error {
+	for i, op := range ops {
+		if err := cn.appendMasked(op, payloads[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendMasked frames and masks p (RFC 6455 5.3: every client frame is
+// masked) into the write buffer, flushing it whenever it holds writeChunk
+// bytes. p itself is never touched: it may be memory the caller still owns.
+func (cn *conn) appendMasked(op ws.OpCode, p []byte) error {
 	h := ws.Header{Fin: true, OpCode: op, Masked: true, Mask: ws.NewMask(), Length: int64(len(p))}
-	cn.wbuf.Reset()
 	if err := ws.WriteHeader(&cn.wbuf, h); err != nil {
 		return err
 	}
-	for off := 0; ; {
-		n := min(len(p)-off, writeChunk)
+	for off := 0; off < len(p); {
+		n := min(len(p)-off, max(writeChunk-cn.wbuf.Len(), 0))
+		if n == 0 {
+			if err := cn.flush(); err != nil {
+				return err
+			}
+			continue
+		}
 		start := cn.wbuf.Len()
 		cn.wbuf.Write(p[off : off+n])
 		ws.Cipher(cn.wbuf.Bytes()[start:], h.Mask, off)
 		off += n
-		if _, err := cn.net.Write(cn.wbuf.Bytes()); err != nil {
-			return err
-		}
-		cn.wbuf.Reset()
-		if off == len(p) {
-			return nil
-		}
 	}
+	return nil
+}
+
+// flush writes the buffer to the socket.
+func (cn *conn) flush() error {
+	if cn.wbuf.Len() == 0 {
+		return nil
+	}
+	_, err := cn.net.Write(cn.wbuf.Bytes())
+	cn.wbuf.Reset()
+	return err
 }
 
 // writeClose sends a close frame (RFC 6455 5.5.1). 1005 means "no code":

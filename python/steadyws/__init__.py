@@ -13,7 +13,7 @@ Everything a network can do wrong arrives as an exception from the tree in
 
 from __future__ import annotations
 
-from ._batch import Closed, Disconnected, Opened, Reconnecting
+from ._batch import Closed, Disconnected, Opened, QueueWarning, Reconnecting
 from ._connection import WebSocket, connect
 from ._errors import (
     ConnectionClosed,
@@ -44,6 +44,7 @@ __all__ = [
     "Closed",
     "Disconnected",
     "Opened",
+    "QueueWarning",
     "Reconnecting",
     "ConnectionClosed",
     "ConnectionClosedError",

@@ -21,6 +21,7 @@ from ._ffi import (
     EVENT_OPEN,
     EVENT_RECONNECTING,
     EVENT_TEXT,
+    EVENT_WARNING,
     META_WORDS,
 )
 
@@ -75,7 +76,18 @@ class Reconnecting:
     detail: str
 
 
-Lifecycle = Union[Opened, Disconnected, Reconnecting, Closed]
+@dataclass(frozen=True)
+class QueueWarning:
+    """The inbound queue is in trouble (at most one per kind per second):
+    ``kind`` is "drops" (``count`` messages dropped since the last warning)
+    or "high_water" (the queue passed 80% of a bound; ``count`` is its depth)."""
+
+    kind: str
+    count: int
+    message: str
+
+
+Lifecycle = Union[Opened, Disconnected, Reconnecting, Closed, QueueWarning]
 Event = Union[Message, Lifecycle]
 
 
@@ -123,6 +135,8 @@ class Buffers:
                 out.append(_ended(kind, a, b, str(data, "utf-8", "replace")))
             elif kind == EVENT_RECONNECTING:
                 out.append(Reconnecting(a, b / 1000, str(data, "utf-8", "replace")))
+            elif kind == EVENT_WARNING:
+                out.append(QueueWarning("drops" if a == 1 else "high_water", b, str(data, "utf-8", "replace")))
         return out
 
 

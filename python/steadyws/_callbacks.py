@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._batch import Closed, Disconnected, Lifecycle, Opened, Reconnecting
+from ._batch import Closed, Disconnected, Lifecycle, Message, Opened, QueueWarning, Reconnecting
 
 if TYPE_CHECKING:
     from ._connection import WebSocket
@@ -26,6 +26,7 @@ OnDisconnect = Callable[["WebSocket", BaseException], Any]
 OnReconnectAttempt = Callable[["WebSocket", int, float], Any]
 OnClose = Callable[["WebSocket", int, str], Any]
 OnCallbackError = Callable[["WebSocket", BaseException], Any]
+OnMessage = Callable[[Message], Any]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class Callbacks:
     on_reconnect_attempt: OnReconnectAttempt | None = None
     on_close: OnClose | None = None
     on_callback_error: OnCallbackError | None = None
+    on_message: OnMessage | None = None
+
+    def message(self, ws: WebSocket, message: Message) -> None:
+        """Deliver one message to on_message."""
+        self._call(ws, self.on_message, message)
 
     def run(self, ws: WebSocket, event: Lifecycle) -> None:
         """Log ``event`` once at the level it deserves and call its callback."""
@@ -52,6 +58,8 @@ class Callbacks:
             self._call(ws, self.on_reconnect_attempt, ws, event.attempt, event.delay)
         elif isinstance(event, Closed):
             self._call(ws, self.on_close, ws, event.code, event.reason)
+        elif isinstance(event, QueueWarning):
+            logger.warning("%s: %s", ws.url, event.message)
 
     def _call(self, ws: WebSocket, fn: Callable[..., Any] | None, *args: Any) -> None:
         if fn is None:

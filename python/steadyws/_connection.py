@@ -9,6 +9,7 @@ released, so other threads run and Ctrl-C is seen between slices.
 from __future__ import annotations
 
 import ctypes
+import array
 import json
 import logging
 import threading
@@ -21,7 +22,7 @@ from typing import Any, Iterator, Union
 
 from . import _ffi
 from ._batch import Buffers, Closed, Ended, Event, Lifecycle, Message, Opened
-from ._callbacks import Callbacks, OnCallbackError, OnClose, OnDisconnect, OnOpen, OnReconnectAttempt
+from ._callbacks import Callbacks, OnCallbackError, OnClose, OnDisconnect, OnMessage, OnOpen, OnReconnectAttempt
 from ._errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -37,6 +38,7 @@ from ._options import (
     HeadersLike,
     check_close,
     check_headers,
+    check_overflow,
     check_path,
     check_positive_int,
     check_reconnect,
@@ -56,12 +58,25 @@ MAX_QUEUE_LIMIT = 1 << 24
 _POLL_EVENTS = 1024  # events per polled batch
 _POLL_BYTES = 64 << 10  # initial data buffer; grows to the largest message
 _FATAL_WAIT_MS = 1000  # after a failed send, wait this long for the engine to settle
+_DISPATCHER_JOIN = 5.0  # close() waits this long for the on_message thread
 
 lib = _ffi.lib
 
 HeadersArg = Union[HeadersLike, Callable[[], HeadersLike], None]
 
 _IMMORTAL: list[object] = []  # callbacks of handles whose goroutines outlived sws_free
+
+_local = threading.local()
+
+
+def _thread_buffers() -> Buffers:
+    """The poll buffers of the calling thread. Shared by every connection
+    the thread polls (a batch is turned into objects before the next poll),
+    so 10,000 connections cost one buffer, not 10,000."""
+    b: Buffers | None = getattr(_local, "buffers", None)
+    if b is None:
+        b = _local.buffers = Buffers(_POLL_EVENTS, _POLL_BYTES)
+    return b
 
 
 def connect(
@@ -80,16 +95,19 @@ def connect(
     open_timeout: float | None = 10.0,
     close_timeout: float | None = 10.0,
     write_timeout: float | None = 10.0,
-    # Limits.
+    # Limits and flow control.
     max_message_size: int = 1 << 20,
     max_queue: int = 1024,
+    max_queue_bytes: int = 64 << 20,
+    overflow: str = "block",
     # TLS, for wss:// URLs.
     ca_file: str | None = None,
     cert_file: str | None = None,
     key_file: str | None = None,
     server_hostname: str | None = None,
     insecure_skip_verify: bool = False,
-    # Callbacks, run in the receiving thread in order with the messages.
+    # Callbacks, run in order with the messages, never on an engine thread.
+    on_message: OnMessage | None = None,
     on_open: OnOpen | None = None,
     on_disconnect: OnDisconnect | None = None,
     on_reconnect_attempt: OnReconnectAttempt | None = None,
@@ -100,9 +118,55 @@ def connect(
 
     The first connection must succeed: its failure raises (HandshakeError,
     OpenTimeout, a NetworkError, ...). After that, with ``reconnect`` on, a
-    lost connection is dialled again on the backoff schedule. The README
-    documents every option and its default.
+    lost connection is dialled again on the backoff schedule. With
+    ``on_message``, messages go to that callback on one dispatcher thread
+    instead of recv(). The README documents every option and its default.
     """
+    options = {k: v for k, v in locals().items() if k not in ("url",)}
+    config, header_fn, callbacks = build_config(url, **options)
+    _ffi.check_fork()
+    ws = WebSocket(_open_handle(config), url, callbacks)
+    if header_fn is not None:
+        ws._provide_headers(header_fn)
+    logger.debug("connecting to %s", ws.url)
+    ws._wait_open()
+    logger.debug("connected to %s (subprotocol %s)", ws.url, ws.subprotocol)
+    if on_message is not None:
+        ws._start_dispatcher()
+    return ws
+
+
+def build_config(
+    url: str,
+    *,
+    headers: HeadersArg,
+    subprotocols: list[str] | None,
+    reconnect: Backoff | bool,
+    fatal_statuses: Iterable[int],
+    healthy_after: float | None,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    open_timeout: float | None,
+    close_timeout: float | None,
+    write_timeout: float | None,
+    max_message_size: int,
+    max_queue: int,
+    max_queue_bytes: int,
+    overflow: str,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    server_hostname: str | None,
+    insecure_skip_verify: bool,
+    on_message: OnMessage | None,
+    on_open: OnOpen | None,
+    on_disconnect: OnDisconnect | None,
+    on_reconnect_attempt: OnReconnectAttempt | None,
+    on_close: OnClose | None,
+    on_callback_error: OnCallbackError | None,
+) -> tuple[dict[str, Any], Callable[[], HeadersLike] | None, Callbacks]:
+    """Check every option before any I/O; return the engine's JSON config,
+    the headers callable (if any) and the callbacks."""
     header_fn = headers if callable(headers) else None
     initial: HeadersLike | None = header_fn() if header_fn is not None else headers  # type: ignore[assignment]
     config: dict[str, Any] = {
@@ -118,6 +182,8 @@ def connect(
         "write_timeout": seconds(check_timeout("write_timeout", write_timeout)),
         "max_message_size": check_positive_int("max_message_size", max_message_size, MAX_MESSAGE_SIZE_LIMIT),
         "max_queue": check_positive_int("max_queue", max_queue, MAX_QUEUE_LIMIT),
+        "max_queue_bytes": check_positive_int("max_queue_bytes", max_queue_bytes, 1 << 40),
+        "overflow": check_overflow(overflow),
         "ca_file": check_path("ca_file", ca_file),
         "cert_file": check_path("cert_file", cert_file),
         "key_file": check_path("key_file", key_file),
@@ -126,15 +192,18 @@ def connect(
     }
     if healthy_after is not None:
         config["healthy_after"] = check_timeout("healthy_after", healthy_after, positive=True)
-    callbacks = Callbacks(on_open, on_disconnect, on_reconnect_attempt, on_close, on_callback_error)
-    _ffi.check_fork()
-    ws = WebSocket(_open_handle(config), url, callbacks)
-    if header_fn is not None:
-        ws._provide_headers(header_fn)
-    logger.debug("connecting to %s", ws.url)
-    ws._wait_open()
-    logger.debug("connected to %s (subprotocol %s)", ws.url, ws.subprotocol)
-    return ws
+    for name, fn in (
+        ("on_message", on_message),
+        ("on_open", on_open),
+        ("on_disconnect", on_disconnect),
+        ("on_reconnect_attempt", on_reconnect_attempt),
+        ("on_close", on_close),
+        ("on_callback_error", on_callback_error),
+    ):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable")
+    callbacks = Callbacks(on_open, on_disconnect, on_reconnect_attempt, on_close, on_callback_error, on_message)
+    return config, header_fn, callbacks
 
 
 def _open_handle(config: dict[str, Any]) -> int:
@@ -209,7 +278,6 @@ class WebSocket:
         self._opened = False
         self._pending: deque[Event] = deque()  # messages and lifecycle events, in order
         self._lifecycle = 0  # lifecycle events in _pending
-        self._buffers = Buffers(_POLL_EVENTS, _POLL_BYTES)
         self._count = ctypes.c_int32()
         self._size = ctypes.c_int64()
         self._count_ref = ctypes.byref(self._count)
@@ -219,6 +287,8 @@ class WebSocket:
         self._closed: Closed | None = None  # the terminal event, once polled
         self._sent_close: tuple[int, str] | None = None  # set by close()
         self._final_stats: dict[str, int] | None = None
+        self._before_free: Callable[[], None] | None = None  # the asyncio layer's remove_reader
+        self._dispatcher: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"<steadyws.WebSocket {self.url} {self.state}>"
@@ -313,6 +383,30 @@ class WebSocket:
         lib.sws_wait(self._h.value, _FATAL_WAIT_MS)  # let the state settle
         return ConnectionClosedError(1006, "", detail)
 
+    def send_batch(self, messages: Iterable[str | bytes | bytearray | memoryview]) -> None:
+        """Send several messages in one call: one boundary crossing and, for
+        small messages, one write to the socket. All or nothing is sent,
+        unless the connection fails in the middle."""
+        payloads: list[bytes] = []
+        words = array.array("I")
+        for message in messages:
+            if isinstance(message, str):
+                data, text = message.encode("utf-8"), 1
+            elif isinstance(message, (bytes, bytearray, memoryview)):
+                data, text = bytes(message), 0
+            else:
+                raise TypeError(f"messages must be str or bytes-like, not {type(message).__name__}")
+            payloads.append(data)
+            words.extend((len(data), text))
+        if not payloads:
+            return
+        if _ffi._forked:
+            _ffi.check_fork()
+        blob = b"".join(payloads)
+        rc = lib.sws_send_batch(self._h.value, blob, len(blob), words.buffer_info()[0], len(payloads))
+        if rc != ErrorCode.OK:
+            raise self._send_error(rc)
+
     # Receiving.
 
     def recv(self, timeout: float | None = None) -> Message:
@@ -324,6 +418,7 @@ class WebSocket:
         ConnectionClosedOK, ConnectionClosedError, or the error that ended
         the last reconnect attempt.
         """
+        self._check_receiver()
         deadline = _deadline(timeout)
         while True:
             if not self._wait_pending(deadline):
@@ -339,6 +434,7 @@ class WebSocket:
         seconds for the first; [] if none came. Raises like recv() once the
         connection has ended and nothing is left."""
         check_positive_int("max_messages", max_messages, 1 << 30)
+        self._check_receiver()
         deadline = _deadline(timeout)
         while self._wait_pending(deadline):
             pending = self._pending
@@ -375,6 +471,7 @@ class WebSocket:
         [] if none came. Callbacks run as for recv(). Once the Closed event
         was returned, raises like recv()."""
         check_positive_int("max_events", max_events, 1 << 30)
+        self._check_receiver()
         if not self._wait_pending(_deadline(timeout)):
             return []
         out: list[Event] = []
@@ -394,6 +491,41 @@ class WebSocket:
                 yield self.recv()
         except ConnectionClosedOK:
             return
+
+    def _check_receiver(self) -> None:
+        if self._dispatcher is not None and self._dispatcher is not threading.current_thread():
+            raise RuntimeError("this connection delivers its messages to on_message; recv() is not available")
+
+    def _start_dispatcher(self) -> None:
+        self._dispatcher = threading.Thread(target=self._dispatch_forever, name=f"steadyws {self.url}", daemon=True)
+        self._dispatcher.start()
+
+    def _dispatch_forever(self) -> None:
+        """The on_message thread: every message and lifecycle event, in
+        order, to the callbacks, until the connection ends for good. A
+        callback's exception is logged and never ends the loop."""
+        try:
+            while True:
+                for item in self.recv_events(timeout=None):
+                    if _is_message(item):
+                        self._callbacks.message(self, item)  # type: ignore[arg-type]
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("%s: the on_message dispatcher stopped", self.url)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the connection has ended for good (and, with
+        on_message, every callback has run); False after ``timeout``."""
+        deadline = _deadline(timeout)
+        if self._dispatcher is not None and self._dispatcher is not threading.current_thread():
+            self._dispatcher.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            return not self._dispatcher.is_alive()
+        while self.state != "closed":
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            lib.sws_wait(self._h.value, int(SLICE * 1000))
+        return True
 
     def _reach(self, event: Lifecycle) -> None:
         """The receiver reached ``event`` in the stream: run its callback;
@@ -425,7 +557,7 @@ class WebSocket:
             return
         if _ffi._forked:
             _ffi.check_fork()
-        b = self._buffers
+        b = _thread_buffers()
         rc = lib.sws_poll(
             self._h.value, b.meta_c, b.max_events, b.data_c, len(b.data), int(wait * 1000), self._count_ref, self._size_ref
         )
@@ -462,6 +594,8 @@ class WebSocket:
         if self._h.freed:
             return
         self._final_stats = self.stats()
+        if self._before_free is not None:
+            self._before_free()
         self._h.free()
         self._finalizer.detach()
 
@@ -486,6 +620,10 @@ class WebSocket:
         except BaseException:
             self._h.free()
             raise
+        self._after_open()
+
+    def _after_open(self) -> None:
+        """Raise if the first connection failed, else run on_open for it."""
         if not self._opened:
             raise self._closed_exception()
         while self._pending and not _is_message(self._pending[0]):
@@ -507,19 +645,33 @@ class WebSocket:
         """
         raw = check_close(code, reason)
         with self._close_lock:
-            if self._sent_close is not None or self._closed is not None:
+            if not self._begin_close(code, reason, raw):
                 return
-            _ffi.check_fork()
-            self._sent_close = (code, reason)
             h = self._h.value
-            lib.sws_close(h, code, raw, len(raw))
             while lib.sws_wait(h, int(SLICE * 1000)) == ErrorCode.TIMEOUT:
                 pass
             with self._poll_lock:
                 while not self._h.freed:
                     self._poll_once(0)
-                self._pending.clear()
-                self._lifecycle = 0
+        self._finish_close()
+        if self._dispatcher is not None and self._dispatcher is not threading.current_thread():
+            self._dispatcher.join(_DISPATCHER_JOIN)
+
+    def _begin_close(self, code: int, reason: str, raw: bytes) -> bool:
+        """Start the close handshake; False if the connection already ended."""
+        if self._sent_close is not None or self._closed is not None:
+            return False
+        _ffi.check_fork()
+        self._sent_close = (code, reason)
+        lib.sws_close(self._h.value, code, raw, len(raw))
+        return True
+
+    def _finish_close(self) -> None:
+        """After the engine stopped: drop what nobody will read, run on_close."""
+        self._pending.clear()
+        self._lifecycle = 0
+        assert self._sent_close is not None
+        code, reason = self._sent_close
         logger.debug("closed connection to %s with %d", self.url, code)
         self._callbacks.run(self, Closed(code, reason, ErrorCode.OK))
 

@@ -26,6 +26,7 @@ EVENT_OPEN = 3
 EVENT_CLOSED = 4
 EVENT_DISCONNECTED = 5
 EVENT_RECONNECTING = 6
+EVENT_WARNING = 7
 
 STATES = ("connecting", "open", "reconnecting", "closing", "closed")
 
@@ -36,6 +37,7 @@ _SIGNATURES: dict[str, list[Any]] = {
     "sws_abi_version": [],
     "sws_connect": [c_void_p, c_int64, _I64P, c_void_p, c_int64],
     "sws_send": [c_int64, c_void_p, c_int64, c_int32],
+    "sws_send_batch": [c_int64, c_void_p, c_int64, c_void_p, c_int32],
     "sws_poll": [c_int64, c_void_p, c_int32, c_void_p, c_int64, c_int32, _I32P, _I64P],
     "sws_close": [c_int64, c_int32, c_void_p, c_int64],
     "sws_wait": [c_int64, c_int32],

@@ -193,3 +193,12 @@ def check_statuses(value: Iterable[int]) -> list[int]:
         if isinstance(s, bool) or not isinstance(s, int) or not 100 <= s <= 599:
             raise ValueError(f"fatal_statuses: {s!r} is not an HTTP status")
     return statuses
+
+
+OVERFLOW_POLICIES = ("block", "drop_oldest", "drop_newest", "close")
+
+
+def check_overflow(value: str) -> str:
+    if value not in OVERFLOW_POLICIES:
+        raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; got {value!r}")
+    return value
