@@ -7,7 +7,10 @@ exercised on their own.
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import trustme
@@ -73,3 +76,16 @@ def fd_count() -> Callable[[], int]:
 def thread_count() -> Callable[[], ThreadCounts]:
     """Callable returning (Python threads, OS threads) of this process."""
     return thread_counts
+
+
+@pytest.fixture(scope="module")
+def external_echo() -> Iterator[str]:
+    """The benchmark's server in its own process, so its threads are not counted as ours."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "bench" / "floodserver.py")], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    yield f"ws://127.0.0.1:{port}/echo"
+    proc.terminate()
+    proc.wait(5)

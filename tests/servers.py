@@ -242,9 +242,14 @@ class EchoServer(Recorder):
     @staticmethod
     def _flood(ws: ServerConnection, query: dict[str, str]) -> None:
         size = int(query.get("size", "50"))
+        if query.get("start") == "on_request":  # flood only once the client says so
+            ws.recv()
         for index in range(int(query.get("n", "100"))):
             ws.send(flood_message(index, size))
-        ws.close(1000)
+        if query.get("then") == "echo":  # stay: answer pings, echo messages
+            EchoServer._echo(ws)
+        else:
+            ws.close(1000)
 
     def _record_close(self, ws: ServerConnection) -> None:
         assert ws.request is not None

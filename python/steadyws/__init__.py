@@ -13,6 +13,7 @@ Everything a network can do wrong arrives as an exception from the tree in
 
 from __future__ import annotations
 
+from . import aio
 from ._batch import Closed, Disconnected, Opened, QueueWarning, Reconnecting
 from ._connection import WebSocket, connect
 from ._errors import (
@@ -31,6 +32,7 @@ from ._errors import (
     OpenTimeout,
     ProtocolError,
     QueueFull,
+    QueueOverflow,
     TLSError,
     WebSocketError,
 )
@@ -61,9 +63,11 @@ __all__ = [
     "OpenTimeout",
     "ProtocolError",
     "QueueFull",
+    "QueueOverflow",
     "TLSError",
     "WebSocket",
     "WebSocketError",
+    "aio",
     "connect",
     "runtime_stats",
 ]

@@ -8,10 +8,10 @@ module maps each one to one exception class. The tree::
     │   ├── ConnectionClosedOK           normal close, 1000 or 1001
     │   └── ConnectionClosedError        anything else (also a ConnectionError)
     │       ├── ProtocolError            the server broke RFC 6455 (1002, 1007)
-    │       └── MessageTooBig            a message exceeded max_message_size (1009)
+    │       ├── MessageTooBig            a message exceeded max_message_size (1009)
+    │       └── QueueOverflow            the inbound queue overflowed with overflow="close" (1008)
     ├── HandshakeError                   the HTTP upgrade failed; .status
     ├── NotConnected                     send() while (re)connecting
-    ├── QueueFull                        the inbound queue overflowed
     ├── InternalError                    a bug in steadyws (a recovered panic)
     ├── OpenTimeout                      open_timeout passed (also a TimeoutError)
     └── NetworkError                     connecting failed (also a ConnectionError)
@@ -103,8 +103,11 @@ class NotConnected(WebSocketError):
     """The connection is not open (yet): the message was not sent."""
 
 
-class QueueFull(WebSocketError):
-    """The inbound queue overflowed."""
+class QueueOverflow(ConnectionClosedError):
+    """The inbound queue overflowed under overflow="close"; steadyws closed with 1008."""
+
+
+QueueFull = QueueOverflow  # the name of the error code (ErrorCode.QUEUE_FULL)
 
 
 class InternalError(WebSocketError):
@@ -143,7 +146,6 @@ _CONNECT_ERRORS: dict[ErrorCode, type[WebSocketError]] = {
     ErrorCode.TIMEOUT: OpenTimeout,
     ErrorCode.NETWORK: NetworkError,
     ErrorCode.NOT_CONNECTED: NotConnected,
-    ErrorCode.QUEUE_FULL: QueueFull,
     ErrorCode.INTERNAL: InternalError,
 }
 
@@ -167,6 +169,8 @@ def closed_error(code: int, reason: str, error: int, detail: str = "") -> Connec
         return ProtocolError(code, reason, detail)
     if error == ErrorCode.MESSAGE_TOO_BIG:
         return MessageTooBig(code, reason, detail)
+    if error == ErrorCode.QUEUE_FULL:
+        return QueueOverflow(code, reason, detail)
     if error in (ErrorCode.OK, ErrorCode.CLOSED) and code in (1000, 1001):
         return ConnectionClosedOK(code, reason, detail)
     return ConnectionClosedError(code, reason, detail)
