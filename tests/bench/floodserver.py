@@ -35,6 +35,13 @@ def frame(opcode: int, payload: bytes) -> bytes:
     return head + payload
 
 
+def unmask(data: bytes, mask: bytes) -> bytes:
+    """RFC 6455 5.3, with one big-integer XOR instead of a loop per byte."""
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
 def handshake(sock: socket.socket) -> str:
     data = b""
     while b"\r\n\r\n" not in data:
@@ -115,7 +122,7 @@ def echo(sock: socket.socket) -> None:
             if len(buf) < off + 4 + n:
                 break
             mask = buf[off : off + 4]
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(buf[off + 4 : off + 4 + n]))
+            payload = unmask(buf[off + 4 : off + 4 + n], mask)
             buf = buf[off + 4 + n :]
             opcode = b0 & 0x0F
             if opcode == 0x8:
