@@ -465,3 +465,24 @@ func TestSendBatchKeepsOrderAndTypes(t *testing.T) {
 		t.Fatalf("messages out %d: the refused batch must send nothing", s[StatMessagesOut])
 	}
 }
+
+func TestTextRunes(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		runes int
+		ok    bool
+	}{
+		{in: "", runes: 0, ok: true},
+		{in: "plain ascii, longer than eight bytes", runes: 36, ok: true},
+		{in: "héllo wörld and more", runes: 20, ok: true},
+		{in: "12345678é", runes: 9, ok: true},
+		{in: "\xff", ok: false},
+		{in: "abcdefgh\xc3", ok: false},
+		{in: "\xed\xa0\x80", ok: false}, // a surrogate, RFC 3629
+	} {
+		runes, ok := textRunes([]byte(tc.in))
+		if ok != tc.ok || (ok && runes != tc.runes) {
+			t.Errorf("%q: %d %v, want %d %v", tc.in, runes, ok, tc.runes, tc.ok)
+		}
+	}
+}

@@ -106,17 +106,27 @@ class Buffers:
         self.data_c = (ctypes.c_char * data_size).from_buffer(self.data)
         self.view = memoryview(self.data)
 
-    def decode(self, count: int, size: int) -> list[Event]:
+    def decode(self, count: int, size: int) -> tuple[list[Event], bool]:
+        """The batch as Python objects, and whether it holds messages only."""
         words = self.words[: META_WORDS * count].tolist()
         kinds = words[0::META_WORDS]
-        if all(k == EVENT_TEXT for k in kinds):
-            return self._texts(words[2::META_WORDS], size)
-        return self._mixed(words, count)
+        if kinds.count(EVENT_TEXT) == count:
+            return self._texts(words[2::META_WORDS], size), True
+        if kinds.count(EVENT_BINARY) == count:
+            return self._binaries(words[1::META_WORDS], size), True
+        return self._mixed(words, count), False
 
     def _texts(self, runes: list[int], size: int) -> list[Event]:
+        """One UTF-8 decode for the whole batch, sliced at the code-point
+        offsets Go computed."""
         text = str(self.view[:size], "utf-8")
         ends = list(accumulate(runes))
-        return [text[a:b] for a, b in zip([0, *ends], ends)]
+        return list(map(text.__getitem__, map(slice, [0, *ends], ends)))
+
+    def _binaries(self, lengths: list[int], size: int) -> list[Event]:
+        raw = bytes(self.view[:size])
+        ends = list(accumulate(lengths))
+        return list(map(raw.__getitem__, map(slice, [0, *ends], ends)))
 
     def _mixed(self, words: list[int], count: int) -> list[Event]:
         out: list[Event] = []

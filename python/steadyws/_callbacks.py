@@ -59,7 +59,10 @@ class Callbacks:
         elif isinstance(event, Closed):
             self._call(ws, self.on_close, ws, event.code, event.reason)
         elif isinstance(event, QueueWarning):
-            logger.warning("%s: %s", ws.url, event.message)
+            # Drops lose data; a queue above its high-water mark under the
+            # block policy is backpressure doing its job.
+            level = logging.WARNING if event.kind == "drops" else logging.INFO
+            logger.log(level, "%s: %s", ws.url, event.message)
 
     def _call(self, ws: WebSocket, fn: Callable[..., Any] | None, *args: Any) -> None:
         if fn is None:
