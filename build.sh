@@ -5,6 +5,8 @@
 #   ./build.sh test     everything CI runs: gofmt, go vet, go test -race, the wheel,
 #                       a fresh virtualenv with the pinned test dependencies, toxiproxy,
 #                       mypy --strict, and the pytest suite against the installed wheel
+#   ./build.sh bench    the benchmark against picows, websockets, aiohttp and websocket-client
+#                       (its own virtualenv; writes tests/bench/results/; not part of `test`)
 #   ./build.sh lib      only the shared library, into python/steadyws/ (for hacking)
 #
 # Needs go (>= 1.24, with cgo and a C compiler) and python3 (>= 3.10) with pip and venv.
@@ -64,9 +66,23 @@ python_checks() {
 	(cd tests && "../$VENV/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider "$@")
 }
 
+bench() {
+	build_wheel
+	log "benchmark virtualenv build/bench-venv"
+	"$PYTHON" -m venv --clear build/bench-venv
+	build/bench-venv/bin/python -m pip install --quiet -r tests/bench/requirements.txt
+	build/bench-venv/bin/python -m pip install --quiet --no-deps dist/*.whl
+	log "benchmark"
+	build/bench-venv/bin/python tests/bench/run.py "$@"
+}
+
 case "${1:-build}" in
 build)
 	build_wheel
+	;;
+bench)
+	shift
+	bench "$@"
 	;;
 lib)
 	go build -buildmode=c-shared -trimpath -o python/steadyws/libsteadyws.so ./capi
@@ -80,7 +96,7 @@ test)
 	python_checks "$@"
 	;;
 *)
-	echo "usage: $0 [build|test|lib]" >&2
+	echo "usage: $0 [build|test|bench|lib]" >&2
 	exit 2
 	;;
 esac

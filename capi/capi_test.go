@@ -306,3 +306,26 @@ func TestNamesMatchTheEnums(t *testing.T) {
 		t.Fatal("abi version")
 	}
 }
+
+func TestSplitBatch(t *testing.T) {
+	data := []byte("abcdef")
+	for _, tc := range []struct {
+		name  string
+		words []uint32
+		count int32
+		ok    bool
+	}{
+		{name: "exact", words: []uint32{2, 1, 4, 0}, count: 2, ok: true},
+		{name: "past the end", words: []uint32{2, 1, 5, 0}, count: 2},
+		{name: "short of the end", words: []uint32{2, 1, 3, 0}, count: 2},
+		{name: "no messages", words: []uint32{0, 0}, count: 0},
+	} {
+		msgs, text, err := splitBatch(unsafe.Pointer(&data[0]), int64(len(data)), unsafe.Pointer(&tc.words[0]), tc.count)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if tc.ok && (string(msgs[0]) != "ab" || string(msgs[1]) != "cdef" || !text[0] || text[1]) {
+			t.Errorf("%s: %q %v", tc.name, msgs, text)
+		}
+	}
+}
