@@ -13,71 +13,93 @@ var errPingTimeout = errors.New("ping timeout")
 // heartbeat is the connection's keepalive goroutine. It ends with the
 // connection on every path, since it waits on nothing but cn.dead and its
 // own timer. Every PingInterval it sends a ping (RFC 6455 5.5.2); if no
-// frame at all arrives within PingTimeout, the peer is declared dead.
+// frame at all arrives within PingTimeout after it, the peer is declared
+// dead. One timer serves both deadlines, so with the default interval equal
+// to the timeout a connection costs one wake-up per interval: the verdict on
+// the last ping and the next ping.
 func (c *Client) heartbeat(cn *conn) {
 	_ = safely("heartbeat", func() error {
-		t := time.NewTimer(c.s.PingInterval)
-		defer t.Stop()
-		for next := c.s.PingInterval; c.wait(cn, t, next); {
-			sent, frames := time.Now(), cn.frames.Load()
-			if !c.ping(cn, sent) || !c.awaitLife(cn, t, sent, frames) {
+		h := pulse{c: c, cn: cn, t: time.NewTimer(c.s.PingInterval), nextPing: time.Now().Add(c.s.PingInterval)}
+		defer h.t.Stop()
+		for h.sleep() {
+			now := time.Now()
+			if !h.judge(now) {
+				cn.die(&Error{Code: CodeTimeout, Op: "heartbeat", Err: errPingTimeout})
 				return nil
 			}
-			next = c.s.PingInterval - time.Since(sent)
+			if !now.Before(h.nextPing) && !h.ping(now) {
+				return nil
+			}
 		}
 		return nil
 	})
 }
 
-// awaitLife waits up to PingTimeout for any frame after the ping; false
-// when the connection died or was declared dead. While our reader is
-// blocked on a full queue it cannot see frames, so the window restarts
-// when it is free again: a slow consumer never makes a healthy peer look
-// dead.
-func (c *Client) awaitLife(cn *conn, t *time.Timer, sent time.Time, frames uint64) bool {
-	if c.s.PingTimeout <= 0 {
-		return true // pings without a verdict
+// pulse is the heartbeat's state; only its goroutine touches it.
+type pulse struct {
+	c        *Client
+	cn       *conn
+	t        *time.Timer
+	nextPing time.Time
+	pending  bool      // a ping waits for a sign of life
+	deadline time.Time // when the pending ping's peer is declared dead
+	frames   uint64    // frames read when it was sent
+}
+
+// sleep waits for the next deadline; false once the connection is dead.
+func (h *pulse) sleep() bool {
+	wake := h.nextPing
+	if h.pending && h.deadline.Before(wake) {
+		wake = h.deadline
 	}
-	deadline := sent.Add(c.s.PingTimeout)
-	for c.wait(cn, t, time.Until(deadline)) {
-		unblocked := time.Unix(0, cn.unblockedAt.Load())
-		switch {
-		case cn.frames.Load() > frames:
-			return true
-		case cn.readerBlocked.Load():
-			deadline = time.Now().Add(c.s.PingTimeout)
-		case unblocked.Add(c.s.PingTimeout).After(deadline):
-			deadline = unblocked.Add(c.s.PingTimeout)
-		default:
-			cn.die(&Error{Code: CodeTimeout, Op: "heartbeat", Err: errPingTimeout})
-			return false
-		}
+	h.t.Reset(max(time.Until(wake), 0))
+	select {
+	case <-h.cn.dead:
+		return false
+	case <-h.t.C:
+		return !h.cn.isDead()
+	}
+}
+
+// judge decides on the pending ping: alive once any frame came after it.
+// While our reader is blocked on a full queue it cannot see frames, so the
+// deadline moves: a slow consumer never makes a healthy peer look dead.
+func (h *pulse) judge(now time.Time) bool {
+	timeout := h.c.s.PingTimeout
+	switch {
+	case !h.pending:
+		return true
+	case h.cn.frames.Load() > h.frames:
+		h.pending = false
+		return true
+	case timeout <= 0 || now.Before(h.deadline):
+		return true
+	case h.cn.readerBlocked.Load():
+		h.deadline = now.Add(timeout)
+		return true
+	}
+	if unblocked := time.Unix(0, h.cn.unblockedAt.Load()); unblocked.Add(timeout).After(now) {
+		h.deadline = unblocked.Add(timeout)
+		return true
 	}
 	return false
 }
 
-// wait arms t for d and waits for it; false once the connection is dead.
-func (c *Client) wait(cn *conn, t *time.Timer, d time.Duration) bool {
-	t.Reset(max(d, 0))
-	select {
-	case <-cn.dead:
-		return false
-	case <-t.C:
-		return !cn.isDead()
-	}
-}
-
 // ping writes one ping whose payload is its send time, for the round trip.
-func (c *Client) ping(cn *conn, sent time.Time) bool {
+func (h *pulse) ping(now time.Time) bool {
 	var payload [8]byte
-	binary.BigEndian.PutUint64(payload[:], uint64(sent.UnixNano()))
-	if err := cn.writeFrame(ws.OpPing, payload[:]); err != nil {
-		if cn.isDead() {
-			c.stats.add(StatPingsAfterDeath, 1)
+	binary.BigEndian.PutUint64(payload[:], uint64(now.UnixNano()))
+	h.nextPing = now.Add(h.c.s.PingInterval)
+	if !h.pending {
+		h.pending, h.deadline, h.frames = true, now.Add(h.c.s.PingTimeout), h.cn.frames.Load()
+	}
+	if err := h.cn.writeFrame(ws.OpPing, payload[:]); err != nil {
+		if h.cn.isDead() {
+			h.c.stats.add(StatPingsAfterDeath, 1)
 		}
 		return false
 	}
-	c.stats.add(StatPingsSent, 1)
+	h.c.stats.add(StatPingsSent, 1)
 	return true
 }
 

@@ -364,8 +364,12 @@ def main() -> None:
     print(json.dumps(result))
 
 
+IDLE_PING = 20.0  # seconds: the default heartbeat
+
+
 def idle(url: str, conns: int, secs: float) -> Result:
-    """steadyws only: CONNS idle connections with heartbeats on."""
+    """steadyws only: CONNS idle connections with heartbeats on (every
+    IDLE_PING seconds, the default; the window is longer, so every connection pings)."""
     import steadyws
 
     opened: list[Any] = []
@@ -373,7 +377,7 @@ def idle(url: str, conns: int, secs: float) -> Result:
 
     def opener(k: int) -> None:
         for _ in range(k):
-            ws = steadyws.connect(url, reconnect=False, ping_interval=20, ping_timeout=20)
+            ws = steadyws.connect(url, reconnect=False, ping_interval=IDLE_PING, ping_timeout=IDLE_PING)
             with lock:
                 opened.append(ws)
 
@@ -387,9 +391,11 @@ def idle(url: str, conns: int, secs: float) -> Result:
     time.sleep(secs)
     cpu = 100 * (cpu_seconds() - c0) / (time.perf_counter() - t0)
     rss = psutil.Process().memory_info().rss / (1 << 20)
+    pings = sum(ws.stats()["pings_sent"] for ws in opened)
+    goroutines = steadyws.runtime_stats()["goroutines"]
     for ws in opened:
         ws.close()
-    return {"connections": len(opened), "rss_mib": rss, "cpu_pct": cpu, "goroutines": steadyws.runtime_stats()["goroutines"]}
+    return {"connections": len(opened), "rss_mib": rss, "cpu_pct": cpu, "goroutines": goroutines, "pings": pings}
 
 
 if __name__ == "__main__":

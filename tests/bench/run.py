@@ -95,7 +95,11 @@ def fanin(port: int, conns: int, secs: float) -> dict[str, Any]:
 
 def idle(port: int, conns: int, secs: float) -> dict[str, Any]:
     r = measure("idle", "steadyws", f"ws://127.0.0.1:{port}/idle", str(conns), str(secs), timeout=900)
-    print(f"  idle  {conns} connections: RSS {r.get('rss_mib', 0):.0f} MiB, CPU {r.get('cpu_pct', 0):.1f}%", flush=True)
+    print(
+        f"  idle  {conns} connections: RSS {r.get('rss_mib', 0):.0f} MiB, CPU {r.get('cpu_pct', 0):.1f}%, "
+        f"{r.get('goroutines', 0)} goroutines, {r.get('pings', 0)} pings",
+        flush=True,
+    )
     return r
 
 
@@ -194,7 +198,7 @@ def main() -> None:
             "echo": echo(fast_port, 2000 if args.quick else 10_000),
             "stall": stall(fast_port, 4 if args.quick else 8),
             "fanin": fanin(many_port, 1000, 5 if args.quick else 10),
-            "idle": idle(many_port, 2000 if args.quick else 10_000, 5 if args.quick else 10),
+            "idle": idle(many_port, 2000 if args.quick else 10_000, 25),
         }
     finally:
         fast_server.terminate()
