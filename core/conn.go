@@ -29,6 +29,8 @@ type conn struct {
 	subprotocol string
 	peerClose   *CloseError // the peer's close frame, once received
 
+	arena arena // message buffers; the reader's alone
+
 	// Liveness, for the heartbeat.
 	frames        atomic.Uint64 // frames read so far
 	readerBlocked atomic.Bool   // the reader waits for room in the queue

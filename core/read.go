@@ -47,7 +47,7 @@ func (c *Client) readLoop(cn *conn) error {
 			}
 			continue
 		}
-		ev, err := readMessage(rd, hdr)
+		ev, err := cn.readMessage(rd, hdr)
 		if err != nil {
 			return err
 		}
@@ -63,14 +63,14 @@ func (c *Client) readLoop(cn *conn) error {
 // at its end; a fragmented message as it arrives, through wsutil's
 // incremental checker, so an invalid sequence fails fast even when it is
 // split across fragments.
-func readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
+func (cn *conn) readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
 	var src io.Reader = rd
 	var incremental *wsutil.UTF8Reader
 	if hdr.OpCode == ws.OpText && !hdr.Fin {
 		incremental = wsutil.NewUTF8Reader(rd)
 		src = incremental
 	}
-	buf, err := readAll(src, hdr.Length)
+	buf, err := cn.readPayload(rd, src, hdr)
 	if err != nil {
 		return Event{}, err
 	}
@@ -108,6 +108,49 @@ func slowRunes(p []byte) (int, bool) {
 		return 0, false
 	}
 	return utf8.RuneCount(p), true
+}
+
+// readPayload reads the message. A small single frame, most of market
+// data, goes straight into the connection's arena: one allocation per
+// chunk of messages instead of one per message. Anything else grows a
+// buffer as bytes arrive.
+func (cn *conn) readPayload(rd *wsutil.Reader, src io.Reader, hdr ws.Header) ([]byte, error) {
+	if !hdr.Fin || hdr.Length > arenaMax || src != io.Reader(rd) {
+		return readAll(src, hdr.Length)
+	}
+	buf := cn.arena.alloc(int(hdr.Length))
+	for got := 0; ; {
+		// wsutil.Reader reports the end of the frame with the last bytes,
+		// or with (0, io.EOF) for an empty frame.
+		n, err := rd.Read(buf[got:])
+		got += n
+		switch {
+		case err == io.EOF:
+			return buf[:got], nil
+		case err != nil:
+			return nil, err
+		}
+	}
+}
+
+// arenaChunk and arenaMax size the arena: small enough that a few queued
+// messages cannot pin much memory, large enough to amortize allocations.
+const (
+	arenaChunk = 16 << 10
+	arenaMax   = 2 << 10
+)
+
+// arena hands out message buffers carved from shared chunks. A chunk is
+// garbage once every message in it has been polled.
+type arena struct{ free []byte }
+
+func (a *arena) alloc(n int) []byte {
+	if len(a.free) < n {
+		a.free = make([]byte, arenaChunk)
+	}
+	p := a.free[:n:n]
+	a.free = a.free[n:]
+	return p
 }
 
 // readAll reads src to EOF into a buffer sized for the first frame (but

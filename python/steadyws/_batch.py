@@ -108,25 +108,25 @@ class Buffers:
 
     def decode(self, count: int, size: int) -> tuple[list[Event], bool]:
         """The batch as Python objects, and whether it holds messages only."""
-        words = self.words[: META_WORDS * count].tolist()
-        kinds = words[0::META_WORDS]
+        end = META_WORDS * count
+        kinds = self.words[0:end:META_WORDS].tolist()
         if kinds.count(EVENT_TEXT) == count:
-            return self._texts(words[2::META_WORDS], size), True
+            return self._texts(self.words[2:end:META_WORDS].tolist(), size), True
         if kinds.count(EVENT_BINARY) == count:
-            return self._binaries(words[1::META_WORDS], size), True
-        return self._mixed(words, count), False
+            return self._binaries(self.words[1:end:META_WORDS].tolist(), size), True
+        return self._mixed(self.words[:end].tolist(), count), False
 
     def _texts(self, runes: list[int], size: int) -> list[Event]:
         """One UTF-8 decode for the whole batch, sliced at the code-point
         offsets Go computed."""
         text = str(self.view[:size], "utf-8")
         ends = list(accumulate(runes))
-        return list(map(text.__getitem__, map(slice, [0, *ends], ends)))
+        return [text[a:b] for a, b in zip([0, *ends], ends)]
 
     def _binaries(self, lengths: list[int], size: int) -> list[Event]:
         raw = bytes(self.view[:size])
         ends = list(accumulate(lengths))
-        return list(map(raw.__getitem__, map(slice, [0, *ends], ends)))
+        return [raw[a:b] for a, b in zip([0, *ends], ends)]
 
     def _mixed(self, words: list[int], count: int) -> list[Event]:
         out: list[Event] = []
