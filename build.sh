@@ -4,7 +4,7 @@
 #   ./build.sh          build the Go library and dist/steadyws-<ver>-py3-none-<platform>.whl
 #   ./build.sh test     everything CI runs: gofmt, go vet, go test -race, the wheel,
 #                       a fresh virtualenv with the pinned test dependencies, toxiproxy,
-#                       mypy --strict, and the pytest suite against the installed wheel
+#                       ruff, mypy --strict, and the pytest suite against the installed wheel
 #   ./build.sh bench    the benchmark against picows, websockets, aiohttp and websocket-client
 #                       (its own virtualenv; writes tests/bench/results/; not part of `test`)
 #   ./build.sh lib      only the shared library, into python/steadyws/ (for hacking)
@@ -59,6 +59,9 @@ install_toxiproxy() {
 }
 
 python_checks() {
+	log "ruff"
+	"$VENV/bin/ruff" check python tests
+	"$VENV/bin/ruff" format --check python tests
 	log "mypy --strict"
 	"$VENV/bin/python" -m mypy --strict python/steadyws
 	log "pytest (against the installed wheel)"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-
 from helpers import ThreadCounts, open_fd_count, thread_counts
 from servers import EchoServer, MisbehavingServer
 

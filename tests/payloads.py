@@ -85,5 +85,5 @@ def describe_mismatch(got: object, expected: Message) -> str | None:
         return f"length {len(got)} != {len(expected)}"
     if got == expected:
         return None
-    first = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
-    return f"first difference at index {first}: {got[first:first + 16]!r} != {expected[first:first + 16]!r}"
+    first = next(i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b)
+    return f"first difference at index {first}: {got[first : first + 16]!r} != {expected[first : first + 16]!r}"

@@ -23,11 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from payloads import binary_payload, flood_message, payload, split_bytes
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 from websockets.typing import Subprotocol
-
-from payloads import binary_payload, flood_message, payload, split_bytes
 
 HOST = "127.0.0.1"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -597,4 +596,3 @@ class MisbehavingServer(Recorder):
             + encode_frame(OP_CONT, third)
         )
         self._upgrade_then(conn, request, frames)
-

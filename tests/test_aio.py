@@ -9,10 +9,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-import uvloop
-
 import steadyws
+import uvloop
 from servers import EchoServer, MisbehavingServer, tagged
+
 
 def loop_time() -> float:
     return asyncio.get_running_loop().time()

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 import steadyws
 from servers import EchoServer, unused_port
 
@@ -34,8 +33,14 @@ def assert_still_usable(ws: Any) -> None:
 
 @pytest.mark.parametrize(
     ("url", "error"),
-    [("http://x", ValueError), ("ftp://", ValueError), ("", ValueError), (123, TypeError), (None, TypeError),
-     (b"ws://127.0.0.1/", TypeError)],
+    [
+        ("http://x", ValueError),
+        ("ftp://", ValueError),
+        ("", ValueError),
+        (123, TypeError),
+        (None, TypeError),
+        (b"ws://127.0.0.1/", TypeError),
+    ],
 )
 def test_bad_url(url: Any, error: type[Exception]) -> None:
     """A non-ws(s) or non-str URL is refused with an error naming "url"."""

@@ -34,9 +34,9 @@ def test_stat_names_come_from_the_library(ws_server: EchoServer) -> None:
 
 
 def _raw_handle(url: str) -> int:
-    from steadyws._connection import _open_handle
+    from steadyws._handle import open_handle
 
-    return _open_handle({"url": url})
+    return open_handle({"url": url})
 
 
 def test_notify_callback_runs_when_events_arrive(ws_server: EchoServer) -> None:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from servers import EchoServer, tagged
 
 EXIT_WITHIN = 10.0  # seconds after stdin reaches EOF

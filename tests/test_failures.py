@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 import os
 import signal
 import subprocess
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import steadyws
 from helpers import Stopwatch, outcome_of
 from payloads import binary_payload

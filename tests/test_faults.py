@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 import steadyws
 from helpers import ThreadCounts
 from servers import EchoServer, MisbehavingServer, tagged
@@ -130,7 +129,7 @@ def test_server_down_for_ten_seconds(proxy: Proxy) -> None:
     assert attempts[0][1].delay == 0, "the first retry after a healthy connection is immediate"
     for n, (_, e) in enumerate(attempts[1:]):
         assert policy.min <= e.delay <= min(policy.max, policy.min * policy.factor**n) + 1e-3
-    for (t0, e0), (t1, _) in zip(attempts, attempts[1:]):
+    for (t0, e0), (t1, _) in zip(attempts, attempts[1:], strict=False):
         assert t1 - t0 >= e0.delay - 0.05, "an attempt came before its delay"
     assert 5 <= len(attempts) <= 15, "attempts not spaced per the schedule"
     assert seen[-1][0] - back_at <= policy.max + SLACK + 1.0
@@ -144,8 +143,8 @@ def test_accept_then_drop_forever_is_no_tight_loop(bad_server: MisbehavingServer
     delays = [e.delay for _, e in seen if isinstance(e, steadyws.Reconnecting)]
     assert delays == [0.05, 0.1, 0.2, 0.2, 0.2, 0.2]
     stamps = [e.at for e in bad_server.requests(target)]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    assert all(g >= d - 0.02 for g, d in zip(gaps, delays)), (gaps, delays)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert all(g >= d - 0.02 for g, d in zip(gaps, delays, strict=False)), (gaps, delays)
 
 
 def test_handshake_403_is_fatal(bad_server: MisbehavingServer) -> None:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 import steadyws
 from helpers import ThreadCounts
 from servers import EchoServer

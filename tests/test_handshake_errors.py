@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 import steadyws
 from helpers import Stopwatch
 from servers import EchoServer, MisbehavingServer, unused_port
@@ -50,8 +49,13 @@ def test_exception_hierarchy(cls: type, bases: tuple[type, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/status/403", 403), ("/status/404", 404), ("/status/500", 500), ("/status/503?retry_after=2", 503),
-     ("/plain-http", 200)],
+    [
+        ("/status/403", 403),
+        ("/status/404", 404),
+        ("/status/500", 500),
+        ("/status/503?retry_after=2", 503),
+        ("/plain-http", 200),
+    ],
 )
 def test_http_status_instead_of_101(bad_server: MisbehavingServer, path: str, status: int) -> None:
     """A non-101 HTTP answer raises HandshakeError carrying that status, named in the message."""
@@ -63,8 +67,10 @@ def test_http_status_instead_of_101(bad_server: MisbehavingServer, path: str, st
 
 @pytest.mark.parametrize(
     ("path", "words"),
-    [("/garbage-response", ("http", "response", "handshake", "malformed", "invalid")),
-     ("/bad-accept", ("accept", "handshake"))],
+    [
+        ("/garbage-response", ("http", "response", "handshake", "malformed", "invalid")),
+        ("/bad-accept", ("accept", "handshake")),
+    ],
 )
 def test_broken_upgrade_response(bad_server: MisbehavingServer, path: str, words: tuple[str, ...]) -> None:
     """Garbage instead of HTTP, or a wrong Sec-WebSocket-Accept, raises HandshakeError with a telling message."""

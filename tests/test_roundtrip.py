@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-
 import json
 from typing import Any, NamedTuple
 
 import pytest
-
 import steadyws
 from helpers import Stopwatch
 from payloads import binary_payload, describe_mismatch, flood_message, payload, text_payload

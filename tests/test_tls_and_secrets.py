@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
-
 import steadyws
+import trustme
 from conftest import server_tls_context
 from servers import EchoServer
 
@@ -27,7 +26,9 @@ def mtls_server(tls_ca: trustme.CA) -> Iterator[EchoServer]:
     server.close()
 
 
-def test_client_certificate_is_presented(mtls_server: EchoServer, tls_ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
+def test_client_certificate_is_presented(
+    mtls_server: EchoServer, tls_ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
     """cert_file and key_file authenticate the client to a server that requires it (mutual TLS)."""
     pem = tmp_path / "client.pem"
     tls_ca.issue_cert("client@example").private_key_and_cert_chain_pem.write_to_path(str(pem))
@@ -89,7 +90,7 @@ def test_secrets_stay_out_of_repr_logs_and_errors(ws_server: EchoServer, caplog:
     url = f"ws://trader:hunter2@127.0.0.1:{port}/echo?apikey=s3cr3t"
     with steadyws.connect(url, headers={"X-API-KEY": "k3y-value"}) as ws:
         text = repr(ws)
-    refused = f"ws://trader:hunter2@127.0.0.1:1/?apikey=s3cr3t"
+    refused = "ws://trader:hunter2@127.0.0.1:1/?apikey=s3cr3t"
     with pytest.raises(steadyws.ConnectionRefused) as err:
         steadyws.connect(refused, headers={"X-API-KEY": "k3y-value"})
     text += str(err.value) + caplog.text

@@ -121,12 +121,12 @@ class Buffers:
         offsets Go computed."""
         text = str(self.view[:size], "utf-8")
         ends = list(accumulate(runes))
-        return [text[a:b] for a, b in zip([0, *ends], ends)]
+        return [text[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
     def _binaries(self, lengths: list[int], size: int) -> list[Event]:
         raw = bytes(self.view[:size])
         ends = list(accumulate(lengths))
-        return [raw[a:b] for a, b in zip([0, *ends], ends)]
+        return [raw[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
     def _mixed(self, words: list[int], count: int) -> list[Event]:
         out: list[Event] = []

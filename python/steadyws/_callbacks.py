@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._batch import Closed, Disconnected, Lifecycle, Message, Opened, QueueWarning, Reconnecting
+from ._batch import (
+    Closed,
+    Disconnected,
+    Lifecycle,
+    Message,
+    Opened,
+    QueueWarning,
+    Reconnecting,
+)
 
 if TYPE_CHECKING:
     from ._connection import WebSocket

@@ -8,8 +8,8 @@ released, so other threads run and Ctrl-C is seen between slices.
 
 from __future__ import annotations
 
-import ctypes
 import array
+import ctypes
 import json
 import logging
 import select
@@ -17,13 +17,20 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Iterator, Union
 
 from . import _ffi
 from ._batch import Buffers, Closed, Ended, Event, Lifecycle, Message, Opened
-from ._callbacks import Callbacks, OnCallbackError, OnClose, OnDisconnect, OnMessage, OnOpen, OnReconnectAttempt
+from ._callbacks import (
+    Callbacks,
+    OnCallbackError,
+    OnClose,
+    OnDisconnect,
+    OnMessage,
+    OnOpen,
+    OnReconnectAttempt,
+)
 from ._errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -34,28 +41,21 @@ from ._errors import (
     closed_error,
     connect_error,
 )
+from ._handle import Handle, header_provider, open_handle
 from ._options import (
     Backoff,
+    HeadersArg,
     HeadersLike,
+    build_config,
     check_close,
-    check_headers,
-    check_overflow,
-    check_path,
     check_positive_int,
-    check_reconnect,
-    check_statuses,
-    check_subprotocols,
     check_timeout,
-    check_url,
     redact_url,
-    seconds,
 )
 
 logger = logging.getLogger("steadyws")
 
 SLICE = 0.1  # longest wait inside one Go call, in seconds
-MAX_MESSAGE_SIZE_LIMIT = 1 << 30
-MAX_QUEUE_LIMIT = 1 << 24
 _POLL_EVENTS = 1024  # events per polled batch
 _POLL_BYTES = 1 << 20  # initial data buffer (per polling thread); grows to the largest message
 _FATAL_WAIT_MS = 1000  # after a failed send, wait this long for the engine to settle
@@ -63,10 +63,6 @@ _SPIN = 100e-6  # a blocking poll first spins this long (seconds) before it slee
 _DISPATCHER_JOIN = 5.0  # close() waits this long for the on_message thread
 
 lib = _ffi.lib
-
-HeadersArg = Union[HeadersLike, Callable[[], HeadersLike], None]
-
-_IMMORTAL: list[object] = []  # callbacks of handles whose goroutines outlived sws_free
 
 _local = threading.local()
 
@@ -127,7 +123,7 @@ def connect(
     options = {k: v for k, v in locals().items() if k not in ("url",)}
     config, header_fn, callbacks = build_config(url, **options)
     _ffi.check_fork()
-    ws = WebSocket(_open_handle(config), url, callbacks)
+    ws = WebSocket(open_handle(config), url, callbacks)
     if header_fn is not None:
         ws._provide_headers(header_fn)
     logger.debug("connecting to %s", ws.url)
@@ -136,127 +132,6 @@ def connect(
     if on_message is not None:
         ws._start_dispatcher()
     return ws
-
-
-def build_config(
-    url: str,
-    *,
-    headers: HeadersArg,
-    subprotocols: list[str] | None,
-    reconnect: Backoff | bool,
-    fatal_statuses: Iterable[int],
-    healthy_after: float | None,
-    ping_interval: float | None,
-    ping_timeout: float | None,
-    open_timeout: float | None,
-    close_timeout: float | None,
-    write_timeout: float | None,
-    max_message_size: int,
-    max_queue: int,
-    max_queue_bytes: int,
-    overflow: str,
-    ca_file: str | None,
-    cert_file: str | None,
-    key_file: str | None,
-    server_hostname: str | None,
-    insecure_skip_verify: bool,
-    on_message: OnMessage | None,
-    on_open: OnOpen | None,
-    on_disconnect: OnDisconnect | None,
-    on_reconnect_attempt: OnReconnectAttempt | None,
-    on_close: OnClose | None,
-    on_callback_error: OnCallbackError | None,
-) -> tuple[dict[str, Any], Callable[[], HeadersLike] | None, Callbacks]:
-    """Check every option before any I/O; return the engine's JSON config,
-    the headers callable (if any) and the callbacks."""
-    header_fn = headers if callable(headers) else None
-    initial: HeadersLike | None = header_fn() if header_fn is not None else headers  # type: ignore[assignment]
-    config: dict[str, Any] = {
-        "url": check_url(url),
-        "headers": check_headers(initial),
-        "subprotocols": check_subprotocols(subprotocols),
-        "reconnect": check_reconnect(reconnect),
-        "fatal_statuses": check_statuses(fatal_statuses),
-        "ping_interval": seconds(check_timeout("ping_interval", ping_interval, positive=True)),
-        "ping_timeout": seconds(check_timeout("ping_timeout", ping_timeout, positive=True)),
-        "open_timeout": seconds(check_timeout("open_timeout", open_timeout)),
-        "close_timeout": seconds(check_timeout("close_timeout", close_timeout)),
-        "write_timeout": seconds(check_timeout("write_timeout", write_timeout)),
-        "max_message_size": check_positive_int("max_message_size", max_message_size, MAX_MESSAGE_SIZE_LIMIT),
-        "max_queue": check_positive_int("max_queue", max_queue, MAX_QUEUE_LIMIT),
-        "max_queue_bytes": check_positive_int("max_queue_bytes", max_queue_bytes, 1 << 40),
-        "overflow": check_overflow(overflow),
-        "ca_file": check_path("ca_file", ca_file),
-        "cert_file": check_path("cert_file", cert_file),
-        "key_file": check_path("key_file", key_file),
-        "server_hostname": server_hostname or "",
-        "insecure_skip_verify": bool(insecure_skip_verify),
-    }
-    if healthy_after is not None:
-        config["healthy_after"] = check_timeout("healthy_after", healthy_after, positive=True)
-    for name, fn in (
-        ("on_message", on_message),
-        ("on_open", on_open),
-        ("on_disconnect", on_disconnect),
-        ("on_reconnect_attempt", on_reconnect_attempt),
-        ("on_close", on_close),
-        ("on_callback_error", on_callback_error),
-    ):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be callable")
-    callbacks = Callbacks(on_open, on_disconnect, on_reconnect_attempt, on_close, on_callback_error, on_message)
-    return config, header_fn, callbacks
-
-
-def _open_handle(config: dict[str, Any]) -> int:
-    raw = json.dumps(config).encode("utf-8")
-    handle = ctypes.c_int64()
-    err = ctypes.create_string_buffer(1024)
-    rc = lib.sws_connect(raw, len(raw), ctypes.byref(handle), err, len(err))
-    if rc == ErrorCode.INVALID_ARGUMENT:
-        raise ValueError(err.value.decode("utf-8", "replace"))
-    if rc != ErrorCode.OK:
-        raise connect_error(rc, err.value.decode("utf-8", "replace"))
-    return handle.value
-
-
-def _header_provider(fn: Callable[[], HeadersLike]) -> Any:
-    """A C header provider calling ``fn`` (on an engine thread, once per attempt)."""
-
-    def provide(handle: int, user: Any, buf: Any, cap: int, out_len: Any) -> int:
-        try:
-            raw = json.dumps(check_headers(fn())).encode("utf-8")
-        except Exception:
-            logger.exception("the headers callable raised: this reconnect attempt fails")
-            return int(ErrorCode.INVALID_ARGUMENT)
-        out_len[0] = len(raw)
-        if len(raw) > cap:
-            return int(ErrorCode.BUFFER_TOO_SMALL)
-        ctypes.memmove(buf, raw, len(raw))
-        return 0
-
-    return _ffi.HeaderFn(provide)
-
-
-class _Handle:
-    """One engine handle, freed exactly once (explicitly or by the GC), and
-    the C callbacks that must live as long as it."""
-
-    def __init__(self, value: int) -> None:
-        self.value = value
-        self.freed = False
-        self.keep: list[object] = []
-        self._lock = threading.Lock()
-
-    def free(self) -> None:
-        with self._lock:
-            if self.freed:
-                return
-            self.freed = True
-        if _ffi._forked:
-            return
-        if lib.sws_free(self.value) == ErrorCode.TIMEOUT and self.keep:
-            _IMMORTAL.append(self.keep)  # its goroutines may still call them
 
 
 def _is_message(item: object) -> bool:
@@ -272,7 +147,7 @@ class WebSocket:
     """
 
     def __init__(self, handle: int, url: str, callbacks: Callbacks | None = None) -> None:
-        self._h = _Handle(handle)
+        self._h = Handle(handle)
         self._finalizer = weakref.finalize(self, self._h.free)
         self.url = redact_url(url)
         self._callbacks = callbacks or Callbacks()
@@ -305,7 +180,7 @@ class WebSocket:
 
     @property
     def state(self) -> str:
-        """"connecting", "open", "reconnecting", "closing" or "closed"."""
+        """ "connecting", "open", "reconnecting", "closing" or "closed"."""
         if self._h.freed:
             return "closed"
         st = ctypes.c_int32()
@@ -335,7 +210,7 @@ class WebSocket:
         values = _ffi.int64s(lambda out, cap, n: lib.sws_stats(h, out, cap, n), len(_ffi.STAT_NAMES))
         if values is None:  # freed meanwhile: _release kept the last counters
             return dict(self._final_stats or {})
-        return dict(zip(_ffi.STAT_NAMES, values))
+        return dict(zip(_ffi.STAT_NAMES, values, strict=False))
 
     def set_reconnect(self, backoff: Backoff) -> None:
         """Change the reconnect policy of this live connection, from the next attempt on."""
@@ -349,7 +224,7 @@ class WebSocket:
             raise self._closed_exception()
 
     def _provide_headers(self, fn: Callable[[], HeadersLike]) -> None:
-        provider = _header_provider(fn)
+        provider = header_provider(fn)
         self._h.keep.append(provider)
         lib.sws_set_header_provider(self._h.value, provider, None)
 
@@ -566,7 +441,9 @@ class WebSocket:
         if _ffi._forked:
             _ffi.check_fork()
         b = _thread_buffers()
-        rc = lib.sws_poll(self._h.value, b.meta_c, b.max_events, b.data_c, len(b.data), 0, self._count_ref, self._size_ref)
+        rc = lib.sws_poll(
+            self._h.value, b.meta_c, b.max_events, b.data_c, len(b.data), 0, self._count_ref, self._size_ref
+        )
         if rc == ErrorCode.OK and self._count.value == 0 and wait > 0:
             spin_until = time.perf_counter() + _SPIN
             while (

@@ -10,9 +10,19 @@ from __future__ import annotations
 import math
 import os
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
+
+from ._callbacks import (
+    Callbacks,
+    OnCallbackError,
+    OnClose,
+    OnDisconnect,
+    OnMessage,
+    OnOpen,
+    OnReconnectAttempt,
+)
 
 HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 
@@ -202,3 +212,78 @@ def check_overflow(value: str) -> str:
     if value not in OVERFLOW_POLICIES:
         raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; got {value!r}")
     return value
+
+
+MAX_MESSAGE_SIZE_LIMIT = 1 << 30
+MAX_QUEUE_LIMIT = 1 << 24
+HeadersArg = Union[HeadersLike, Callable[[], HeadersLike], None]
+
+
+def build_config(
+    url: str,
+    *,
+    headers: HeadersArg,
+    subprotocols: list[str] | None,
+    reconnect: Backoff | bool,
+    fatal_statuses: Iterable[int],
+    healthy_after: float | None,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    open_timeout: float | None,
+    close_timeout: float | None,
+    write_timeout: float | None,
+    max_message_size: int,
+    max_queue: int,
+    max_queue_bytes: int,
+    overflow: str,
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    server_hostname: str | None,
+    insecure_skip_verify: bool,
+    on_message: OnMessage | None,
+    on_open: OnOpen | None,
+    on_disconnect: OnDisconnect | None,
+    on_reconnect_attempt: OnReconnectAttempt | None,
+    on_close: OnClose | None,
+    on_callback_error: OnCallbackError | None,
+) -> tuple[dict[str, Any], Callable[[], HeadersLike] | None, Callbacks]:
+    """Check every option before any I/O; return the engine's JSON config,
+    the headers callable (if any) and the callbacks."""
+    header_fn = headers if callable(headers) else None
+    initial: HeadersLike | None = header_fn() if header_fn is not None else headers  # type: ignore[assignment]
+    config: dict[str, Any] = {
+        "url": check_url(url),
+        "headers": check_headers(initial),
+        "subprotocols": check_subprotocols(subprotocols),
+        "reconnect": check_reconnect(reconnect),
+        "fatal_statuses": check_statuses(fatal_statuses),
+        "ping_interval": seconds(check_timeout("ping_interval", ping_interval, positive=True)),
+        "ping_timeout": seconds(check_timeout("ping_timeout", ping_timeout, positive=True)),
+        "open_timeout": seconds(check_timeout("open_timeout", open_timeout)),
+        "close_timeout": seconds(check_timeout("close_timeout", close_timeout)),
+        "write_timeout": seconds(check_timeout("write_timeout", write_timeout)),
+        "max_message_size": check_positive_int("max_message_size", max_message_size, MAX_MESSAGE_SIZE_LIMIT),
+        "max_queue": check_positive_int("max_queue", max_queue, MAX_QUEUE_LIMIT),
+        "max_queue_bytes": check_positive_int("max_queue_bytes", max_queue_bytes, 1 << 40),
+        "overflow": check_overflow(overflow),
+        "ca_file": check_path("ca_file", ca_file),
+        "cert_file": check_path("cert_file", cert_file),
+        "key_file": check_path("key_file", key_file),
+        "server_hostname": server_hostname or "",
+        "insecure_skip_verify": bool(insecure_skip_verify),
+    }
+    if healthy_after is not None:
+        config["healthy_after"] = check_timeout("healthy_after", healthy_after, positive=True)
+    for name, fn in (
+        ("on_message", on_message),
+        ("on_open", on_open),
+        ("on_disconnect", on_disconnect),
+        ("on_reconnect_attempt", on_reconnect_attempt),
+        ("on_close", on_close),
+        ("on_callback_error", on_callback_error),
+    ):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable")
+    callbacks = Callbacks(on_open, on_disconnect, on_reconnect_attempt, on_close, on_callback_error, on_message)
+    return config, header_fn, callbacks

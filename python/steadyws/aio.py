@@ -25,10 +25,11 @@ from typing import Any
 from . import _ffi
 from ._batch import Event, Message
 from ._connection import WebSocket as SyncWebSocket
-from ._connection import _is_message, _open_handle, build_config
+from ._connection import _is_message
 from ._connection import connect as sync_connect
 from ._errors import ConnectionClosed, ConnectionClosedOK, ErrorCode
-from ._options import Backoff, check_close, check_positive_int
+from ._handle import open_handle
+from ._options import Backoff, build_config, check_close, check_positive_int
 
 __all__ = ["WebSocket", "connect"]
 
@@ -48,7 +49,7 @@ class _Connect:
     async def _open(self) -> WebSocket:
         config, header_fn, callbacks = build_config(self._url, **self._options)
         _ffi.check_fork()
-        sync = SyncWebSocket(_open_handle(config), self._url, callbacks)
+        sync = SyncWebSocket(open_handle(config), self._url, callbacks)
         if header_fn is not None:
             sync._provide_headers(header_fn)
         ws = WebSocket(sync, asyncio.get_running_loop())

@@ -48,7 +48,7 @@ class Conn(asyncio.Protocol):
     def upgrade(self, head: str) -> None:
         lines = head.split("\r\n")
         target = urllib.parse.urlsplit(lines[0].split(" ")[1])
-        headers = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
         accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()
         self.t.write(
             (

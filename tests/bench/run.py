@@ -67,7 +67,9 @@ def echo(port: int, n: int) -> dict[str, Any]:
         r = measure("echo", client, f"ws://127.0.0.1:{port}/echo", str(n))
         results[client] = r
         if "p50" in r:
-            print(f"  echo  {client:22} p50 {r['p50']:7.1f} us  p99 {r['p99']:7.1f}  p99.9 {r['p999']:7.1f}", flush=True)
+            print(
+                f"  echo  {client:22} p50 {r['p50']:7.1f} us  p99 {r['p99']:7.1f}  p99.9 {r['p999']:7.1f}", flush=True
+            )
     return results
 
 
@@ -89,7 +91,9 @@ def fanin(port: int, conns: int, secs: float) -> dict[str, Any]:
         url = f"ws://127.0.0.1:{port}/rate?per_tick=5&size=100"
         results[client] = measure("fanin", client, url, str(conns), str(secs), timeout=600)
         r = results[client]
-        print(f"  fanin {client:22} {r.get('msgs_per_s', 0):>10,.0f} msg/s  CPU {r.get('cpu_pct', 0):5.1f}%", flush=True)
+        print(
+            f"  fanin {client:22} {r.get('msgs_per_s', 0):>10,.0f} msg/s  CPU {r.get('cpu_pct', 0):5.1f}%", flush=True
+        )
     return results
 
 
@@ -119,10 +123,22 @@ def goals(res: dict[str, Any]) -> list[tuple[str, str, bool]]:
     idle_r = res["idle"]
     out = [
         ("flood >= 2x picows", f"{vs_picows:.2f}x" if vs_picows else "n/a", bool(vs_picows and vs_picows >= 2)),
-        ("flood >= 8x websockets", f"{vs_websockets:.2f}x" if vs_websockets else "n/a", bool(vs_websockets and vs_websockets >= 8)),
-        ("echo p50 <= picows p50", f"{p50:.1f} vs {picows_p50:.1f} us" if p50 and picows_p50 else "n/a", bool(p50 and picows_p50 and p50 <= picows_p50)),
+        (
+            "flood >= 8x websockets",
+            f"{vs_websockets:.2f}x" if vs_websockets else "n/a",
+            bool(vs_websockets and vs_websockets >= 8),
+        ),
+        (
+            "echo p50 <= picows p50",
+            f"{p50:.1f} vs {picows_p50:.1f} us" if p50 and picows_p50 else "n/a",
+            bool(p50 and picows_p50 and p50 <= picows_p50),
+        ),
         ("echo p99 <= 2x own p50", f"{p99 / p50:.2f}x" if p50 and p99 else "n/a", bool(p50 and p99 and p99 <= 2 * p50)),
-        ("stalled consumer RSS < 100 MB", f"{stall_rss:.0f} MiB" if stall_rss else "n/a", bool(stall_rss and stall_rss < 100)),
+        (
+            "stalled consumer RSS < 100 MB",
+            f"{stall_rss:.0f} MiB" if stall_rss else "n/a",
+            bool(stall_rss and stall_rss < 100),
+        ),
         (
             f"{idle_r.get('connections', 0):,} idle connections < 1 GB, < 10% CPU",
             f"{idle_r.get('rss_mib', 0):.0f} MiB, {idle_r.get('cpu_pct', 0):.1f}%",
@@ -133,7 +149,10 @@ def goals(res: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    lines = ["| client | flood (msg/s, 100 B) | echo p50 (us) | echo p99 (us) | echo p99.9 (us) | stalled RSS (MiB) |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| client | flood (msg/s, 100 B) | echo p50 (us) | echo p99 (us) | echo p99.9 (us) | stalled RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     names = list(res["flood"])
     for name in names:
         f = res["flood"][name].get("msgs_per_s")
