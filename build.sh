@@ -7,6 +7,7 @@
 #                       ruff, mypy --strict, and the pytest suite against the installed wheel
 #   ./build.sh bench    the benchmark against picows, websockets, aiohttp and websocket-client
 #                       (its own virtualenv; writes tests/bench/results/; not part of `test`)
+#   ./build.sh fuzz     each Go fuzz target for FUZZTIME (default 10m); `test` runs their corpora
 #   ./build.sh lib      only the shared library, into python/steadyws/ (for hacking)
 #
 # Needs go (>= 1.24, with cgo and a C compiler) and python3 (>= 3.10) with pip and venv.
@@ -79,9 +80,20 @@ bench() {
 	build/bench-venv/bin/python tests/bench/run.py "$@"
 }
 
+fuzz() {
+	local target
+	for target in $(go test ./core -list '^Fuzz' | grep '^Fuzz'); do
+		log "fuzz $target for ${FUZZTIME:-10m}"
+		go test ./core -run '^$' -fuzz "^$target\$" -fuzztime "${FUZZTIME:-10m}"
+	done
+}
+
 case "${1:-build}" in
 build)
 	build_wheel
+	;;
+fuzz)
+	fuzz
 	;;
 bench)
 	shift
@@ -99,7 +111,7 @@ test)
 	python_checks "$@"
 	;;
 *)
-	echo "usage: $0 [build|test|bench|lib]" >&2
+	echo "usage: $0 [build|test|bench|fuzz|lib]" >&2
 	exit 2
 	;;
 esac

@@ -53,14 +53,20 @@ func Open(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := newClient(s)
+	go c.run()
+	return c, nil
+}
+
+// newClient builds a client that has not started.
+func newClient(s *settings) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{s: s, ctx: ctx, cancel: cancel, q: newQueue(s.MaxQueue, s.MaxQueueBytes, s.Overflow), done: make(chan struct{})}
 	if s.Reconnect != nil {
 		c.policy = *s.Reconnect
 	}
 	c.headerFunc = s.HeaderFunc
-	go c.run()
-	return c, nil
+	return c
 }
 
 // safely runs f, turning a panic into an internal error.

@@ -32,34 +32,46 @@ type dialed struct {
 // dial runs TCP connect, TLS and the opening handshake (RFC 6455 4.1) under
 // one deadline, OpenTimeout, and cancellation by ctx.
 func dial(ctx context.Context, s *settings, header http.Header) (*dialed, error) {
-	var hc *handshakeConn
-	var status int
-	var wait time.Duration
-	d := ws.Dialer{
-		Timeout:   s.OpenTimeout,
-		Protocols: s.Subprotocols,
-		Header:    ws.HandshakeHeaderHTTP(requestHeader(s.url, header)),
+	a := &attempt{s: s}
+	d := a.dialer(header)
+	conn, br, hs, err := d.Dial(ctx, s.url.String())
+	if err != nil {
+		e := dialError(ctx, a.status, err)
+		e.RetryAfter = a.retryAfter
+		return nil, e
+	}
+	a.hc.done()
+	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol}, nil
+}
+
+// attempt is what one opening handshake learns on the way.
+type attempt struct {
+	s          *settings
+	hc         *handshakeConn
+	status     int           // the HTTP status of a refusal
+	retryAfter time.Duration // what a 429 or 503 asked for
+}
+
+// dialer configures gobwas/ws for one attempt: our socket wrapper, the
+// handshake size limit, and the refusal's status and Retry-After.
+func (a *attempt) dialer(header http.Header) ws.Dialer {
+	return ws.Dialer{
+		Timeout:   a.s.OpenTimeout,
+		Protocols: a.s.Subprotocols,
+		Header:    ws.HandshakeHeaderHTTP(requestHeader(a.s.url, header)),
 		NetDial:   netDial,
-		TLSConfig: s.tls,
+		TLSConfig: a.s.tls,
 		WrapConn: func(c net.Conn) net.Conn {
-			hc = newHandshakeConn(c, s.MaxHandshakeSize)
-			return hc
+			a.hc = newHandshakeConn(c, a.s.MaxHandshakeSize)
+			return a.hc
 		},
 		OnStatusError: func(code int, _ []byte, resp io.Reader) {
-			status = code
+			a.status = code
 			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-				wait = readRetryAfter(resp)
+				a.retryAfter = readRetryAfter(resp)
 			}
 		},
 	}
-	conn, br, hs, err := d.Dial(ctx, s.url.String())
-	if err != nil {
-		e := dialError(ctx, status, err)
-		e.RetryAfter = wait
-		return nil, e
-	}
-	hc.done()
-	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol}, nil
 }
 
 // requestHeader adds Basic credentials from the URL's user info, like
