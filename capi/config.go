@@ -24,6 +24,7 @@ type config struct {
 	MaxQueue           int         `json:"max_queue"`
 	MaxQueueBytes      int64       `json:"max_queue_bytes"`
 	Overflow           string      `json:"overflow"`
+	Compression        *string     `json:"compression"` // null: off
 	MaxHandshakeSize   int64       `json:"max_handshake_size"`
 	CAFile             string      `json:"ca_file"`
 	CertFile           string      `json:"cert_file"`
@@ -143,6 +144,9 @@ func parseConfig(raw []byte) (core.Options, error) {
 		CAFile:           c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify,
 		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses,
+	}
+	if c.Compression != nil {
+		o.Compression = *c.Compression
 	}
 	var err error
 	if c.Overflow != "" {

@@ -29,7 +29,8 @@ type conn struct {
 	subprotocol string
 	peerClose   *CloseError // the peer's close frame, once received
 
-	arena arena // message buffers; the reader's alone
+	arena   arena     // message buffers; the reader's alone
+	inflate *inflater // permessage-deflate state, nil unless negotiated
 
 	// Liveness, for the heartbeat.
 	frames        atomic.Uint64 // frames read so far
@@ -49,7 +50,11 @@ type conn struct {
 }
 
 func newConn(c *Client, d *dialed) *conn {
-	return &conn{client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, writeMu: make(chan struct{}, 1), dead: make(chan struct{})}
+	cn := &conn{client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, writeMu: make(chan struct{}, 1), dead: make(chan struct{})}
+	if d.deflate {
+		cn.inflate = &inflater{}
+	}
+	return cn
 }
 
 // die ends the connection with err as its cause; later calls are no-ops, so

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 )
 
@@ -27,6 +28,7 @@ type dialed struct {
 	conn        net.Conn
 	reader      io.Reader // buffered; holds any frames that came with the 101
 	subprotocol string
+	deflate     bool // permessage-deflate was negotiated
 }
 
 // dial runs TCP connect, TLS and the opening handshake (RFC 6455 4.1) under
@@ -40,8 +42,13 @@ func dial(ctx context.Context, s *settings, header http.Header) (*dialed, error)
 		e.RetryAfter = a.retryAfter
 		return nil, e
 	}
+	deflate, err := acceptDeflate(hs.Extensions)
+	if err != nil {
+		conn.Close()
+		return nil, &Error{Code: CodeHandshake, Op: "dial", Err: err}
+	}
 	a.hc.done()
-	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol}, nil
+	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol, deflate: deflate}, nil
 }
 
 // attempt is what one opening handshake learns on the way.
@@ -55,12 +62,17 @@ type attempt struct {
 // dialer configures gobwas/ws for one attempt: our socket wrapper, the
 // handshake size limit, and the refusal's status and Retry-After.
 func (a *attempt) dialer(header http.Header) ws.Dialer {
+	var exts []httphead.Option
+	if a.s.Compression == "deflate" {
+		exts = []httphead.Option{deflateOffer}
+	}
 	return ws.Dialer{
-		Timeout:   a.s.OpenTimeout,
-		Protocols: a.s.Subprotocols,
-		Header:    ws.HandshakeHeaderHTTP(requestHeader(a.s.url, header)),
-		NetDial:   netDial,
-		TLSConfig: a.s.tls,
+		Extensions: exts,
+		Timeout:    a.s.OpenTimeout,
+		Protocols:  a.s.Subprotocols,
+		Header:     ws.HandshakeHeaderHTTP(requestHeader(a.s.url, header)),
+		NetDial:    netDial,
+		TLSConfig:  a.s.tls,
 		WrapConn: func(c net.Conn) net.Conn {
 			a.hc = newHandshakeConn(c, a.s.MaxHandshakeSize)
 			return a.hc

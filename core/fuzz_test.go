@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 )
 
@@ -125,6 +126,27 @@ func FuzzParseClose(f *testing.F) {
 		}
 		if len(body) > 0 && (ce.Code < 1000 || ce.Code > 4999 || !utf8.ValidString(ce.Reason)) {
 			t.Fatalf("accepted %+v", ce)
+		}
+	})
+}
+
+// FuzzDeflateParams answers our permessage-deflate offer with arbitrary
+// Sec-WebSocket-Extensions values (RFC 7692 7): accepted only with
+// server_no_context_takeover, refused with an error otherwise, no panic.
+func FuzzDeflateParams(f *testing.F) {
+	f.Add("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+	f.Add("permessage-deflate; server_max_window_bits=10")
+	f.Add("permessage-deflate; client_max_window_bits")
+	f.Add("x-webkit-deflate-frame, permessage-deflate; server_no_context_takeover")
+	f.Add("permessage-deflate; server_no_context_takeover=1")
+	f.Fuzz(func(t *testing.T, header string) {
+		opts, ok := httphead.ParseOptions([]byte(header), nil)
+		if !ok {
+			return
+		}
+		accepted, err := acceptDeflate(opts)
+		if accepted && err != nil {
+			t.Fatal("accepted with an error")
 		}
 	})
 }

@@ -35,6 +35,13 @@ func (c *Client) readLoop(cn *conn) error {
 		cn.frames.Add(1)
 		return nil
 	}
+	if cn.inflate != nil {
+		// RFC 7692 6: RSV1 marks a compressed message. StateExtended lets
+		// RSV bits past the header check; wsflate then clears RSV1 and
+		// refuses it where it may not be (control frames, continuations).
+		rd.State |= ws.StateExtended
+		rd.Extensions = []wsutil.RecvExtension{&cn.inflate.state}
+	}
 	for {
 		hdr, err := rd.NextFrame()
 		if err != nil {
@@ -64,6 +71,9 @@ func (c *Client) readLoop(cn *conn) error {
 // incremental checker, so an invalid sequence fails fast even when it is
 // split across fragments.
 func (cn *conn) readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
+	if cn.inflate.compressed(hdr) {
+		return cn.readCompressed(rd, hdr)
+	}
 	var src io.Reader = rd
 	var incremental *wsutil.UTF8Reader
 	if hdr.OpCode == ws.OpText && !hdr.Fin {
@@ -74,7 +84,55 @@ func (cn *conn) readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if hdr.OpCode != ws.OpText {
+	return message(hdr.OpCode, buf, incremental)
+}
+
+// readCompressed inflates a compressed message (RFC 7692 7.2.2), checking
+// size and UTF-8 on the inflated bytes, as they come.
+func (cn *conn) readCompressed(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
+	cn.client.stats.add(StatCompressedIn, 1)
+	limit := cn.client.s.MaxMessageSize
+	frames := &eofReader{r: rd}
+	src := cn.inflate.reader(frames, limit)
+	var incremental *wsutil.UTF8Reader
+	if hdr.OpCode == ws.OpText {
+		incremental = wsutil.NewUTF8Reader(src)
+		src = incremental
+	}
+	buf, err := readAll(src, firstChunk)
+	switch {
+	case err != nil:
+		return Event{}, &Error{Code: CodeProtocol, Op: "inflate", Err: err}
+	case int64(len(buf)) > limit:
+		return Event{}, wsutil.ErrMessageTooLarge
+	}
+	if !frames.eof { // the deflate stream ended before the message did
+		if _, err := io.Copy(io.Discard, frames); err != nil {
+			return Event{}, err
+		}
+	}
+	return message(hdr.OpCode, buf, incremental)
+}
+
+// eofReader remembers whether its reader reached EOF: reading a wsutil
+// message past its end is an error, not another EOF.
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	if e.eof {
+		return 0, io.EOF
+	}
+	n, err := e.r.Read(p)
+	e.eof = err == io.EOF
+	return n, err
+}
+
+// message checks text for UTF-8 (RFC 6455 8.1) and makes the event.
+func message(op ws.OpCode, buf []byte, incremental *wsutil.UTF8Reader) (Event, error) {
+	if op != ws.OpText {
 		return Event{Kind: EventBinary, Data: buf}, nil
 	}
 	runes, ok := textRunes(buf)

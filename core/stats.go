@@ -30,6 +30,7 @@ const (
 	StatPingsAfterDeath // pings tried on a connection already dead: always 0
 	StatReaderBlockedMillis
 	StatConnectedMillis // how long the current connection has been open (a gauge)
+	StatCompressedIn    // messages that arrived compressed (permessage-deflate)
 	NumStats
 )
 
@@ -39,6 +40,7 @@ var StatNames = [NumStats]string{
 	"queue_depth", "queue_bytes", "queue_high_water", "dropped",
 	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
 	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
+	"compressed_in",
 }
 
 type stats struct {

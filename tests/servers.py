@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
@@ -146,6 +147,7 @@ class EchoServer(Recorder):
         self,
         ssl_context: ssl.SSLContext | None = None,
         subprotocols: Sequence[str] = SERVER_SUBPROTOCOLS,
+        compression: str | None = None,
     ) -> None:
         super().__init__()
         self.scheme = "wss" if ssl_context is not None else "ws"
@@ -166,7 +168,7 @@ class EchoServer(Recorder):
             0,
             ssl=ssl_context,
             max_size=None,
-            compression=None,
+            compression=compression,
             ping_interval=None,
             close_timeout=5,
             select_subprotocol=self._select_subprotocol,
@@ -423,6 +425,7 @@ class MisbehavingServer(Recorder):
             "/silent": lambda conn, request: conn.drain(),
             "/fragmented-with-ping": self._fragmented_with_ping,
             "/accept-then": self._accept_then,
+            "/deflate-bomb": self._deflate_bomb,
         }
         self._acceptor = threading.Thread(target=self._accept_loop, name="misbehaving-server", daemon=True)
         self._acceptor.start()
@@ -551,6 +554,22 @@ class MisbehavingServer(Recorder):
             conn.drain()
         else:
             self._status_reply(conn, int(then), request.query.get("retry_after"))
+
+    def _deflate_bomb(self, conn: RawConnection, request: Request) -> None:
+        """Accept permessage-deflate, then send one compressed binary message
+        that inflates to ``mib`` MiB of zeros (RFC 7692 7.2.1: raw deflate,
+        the 00 00 ff ff tail removed)."""
+        inflated = b"\0" * (request.int_param("mib", 16) << 20)
+        deflater = zlib.compressobj(wbits=-15)
+        payload = (deflater.compress(inflated) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        head = bytearray(encode_frame(OP_BINARY, payload))
+        head[0] |= 0x40  # RSV1: compressed
+        accept = accept_key(request.headers.get("sec-websocket-key", ""))
+        extension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        response = switching_protocols(accept).replace(b"\r\n\r\n", f"\r\nSec-WebSocket-Extensions: {extension}\r\n\r\n".encode(), 1)
+        self.record(Event("bomb", request.target, payload=bytes([len(payload) < 100_000])))
+        conn.send(response + bytes(head))
+        self._until_client_close(conn, request.target)
 
     def _early_frames(self, conn: RawConnection, request: Request) -> None:
         count = request.int_param("n", 3)

@@ -98,6 +98,7 @@ def connect(
     max_queue: int = 1024,
     max_queue_bytes: int = 64 << 20,
     overflow: str = "block",
+    compression: str | None = None,
     # TLS, for wss:// URLs.
     ca_file: str | None = None,
     cert_file: str | None = None,

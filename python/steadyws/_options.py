@@ -236,6 +236,7 @@ def build_config(
     max_queue: int,
     max_queue_bytes: int,
     overflow: str,
+    compression: str | None,
     ca_file: str | None,
     cert_file: str | None,
     key_file: str | None,
@@ -267,6 +268,7 @@ def build_config(
         "max_queue": check_positive_int("max_queue", max_queue, MAX_QUEUE_LIMIT),
         "max_queue_bytes": check_positive_int("max_queue_bytes", max_queue_bytes, 1 << 40),
         "overflow": check_overflow(overflow),
+        "compression": check_compression(compression),
         "ca_file": check_path("ca_file", ca_file),
         "cert_file": check_path("cert_file", cert_file),
         "key_file": check_path("key_file", key_file),
@@ -287,3 +289,9 @@ def build_config(
             raise TypeError(f"{name} must be callable")
     callbacks = Callbacks(on_open, on_disconnect, on_reconnect_attempt, on_close, on_callback_error, on_message)
     return config, header_fn, callbacks
+
+
+def check_compression(value: str | None) -> str | None:
+    if value not in (None, "deflate"):
+        raise ValueError(f'compression must be None or "deflate", got {value!r}')
+    return value
