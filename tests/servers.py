@@ -566,8 +566,8 @@ class MisbehavingServer(Recorder):
         head[0] |= 0x40  # RSV1: compressed
         accept = accept_key(request.headers.get("sec-websocket-key", ""))
         extension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-        response = switching_protocols(accept).replace(b"\r\n\r\n", f"\r\nSec-WebSocket-Extensions: {extension}\r\n\r\n".encode(), 1)
-        self.record(Event("bomb", request.target, payload=bytes([len(payload) < 100_000])))
+        header = f"\r\nSec-WebSocket-Extensions: {extension}\r\n\r\n".encode()
+        response = switching_protocols(accept).replace(b"\r\n\r\n", header, 1)
         conn.send(response + bytes(head))
         self._until_client_close(conn, request.target)
 

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
 import steadyws
 from payloads import text_payload
 from servers import EchoServer, MisbehavingServer, tagged
