@@ -31,6 +31,7 @@ type config struct {
 	KeyFile            string      `json:"key_file"`
 	ServerHostname     string      `json:"server_hostname"`
 	InsecureSkipVerify bool        `json:"insecure_skip_verify"`
+	PinSHA256          []string    `json:"pin_sha256"`
 	Reconnect          *backoff    `json:"reconnect"` // null or absent: off
 	FatalStatuses      []int       `json:"fatal_statuses"`
 	HealthyAfter       seconds     `json:"healthy_after"`
@@ -142,7 +143,7 @@ func parseConfig(raw []byte) (core.Options, error) {
 		MaxMessageSize: c.MaxMessageSize, MaxQueue: c.MaxQueue, MaxQueueBytes: c.MaxQueueBytes,
 		MaxHandshakeSize: c.MaxHandshakeSize,
 		CAFile:           c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
-		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify,
+		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify, PinSHA256: c.PinSHA256,
 		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses,
 	}
 	if c.Compression != nil {

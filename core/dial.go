@@ -140,7 +140,7 @@ func readRetryAfter(resp io.Reader) time.Duration {
 
 // dialError wraps a failed dial once, with the code a user can act on.
 func dialError(ctx context.Context, status int, err error) *Error {
-	e := &Error{Code: classify(err), Op: "dial", Status: status, Err: err}
+	e := &Error{Code: CodeOf(err), Op: "dial", Status: status, Err: err}
 	switch {
 	case ctx.Err() == context.Canceled:
 		e.Code = CodeClosed

@@ -1,8 +1,11 @@
 package core
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -87,8 +90,12 @@ type Options struct {
 	// (and sent as SNI). Defaults to the URL's host.
 	ServerName string
 	// InsecureSkipVerify disables certificate verification. Defaults to
-	// false; never set it outside tests.
+	// false; never set it outside tests. Pins still apply.
 	InsecureSkipVerify bool
+	// PinSHA256 are SHA-256 fingerprints (hex, colons allowed) of the DER
+	// certificates the server may present as its leaf; another is refused
+	// even if it chains to a trusted root. Defaults to none: no pinning.
+	PinSHA256 []string
 
 	// Compression "deflate" offers permessage-deflate (RFC 7692) for what
 	// the server sends. Defaults to "": off, because trading messages are
@@ -286,6 +293,13 @@ func (o Options) tlsConfig() (*tls.Config, error) {
 		ServerName:         o.ServerName,
 		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // explicit opt-in only
 	}
+	pins, err := parsePins(o.PinSHA256)
+	if err != nil {
+		return nil, err
+	}
+	if len(pins) > 0 {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return checkPin(pins, cs) }
+	}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
@@ -319,4 +333,35 @@ func validCloseReason(reason string) error {
 		return invalidArg("reason", "must be valid UTF-8")
 	}
 	return nil
+}
+
+// errPin is a server certificate that matches none of the pins.
+var errPin = errors.New("the server certificate matches no pinned SHA-256 fingerprint")
+
+// parsePins reads SHA-256 fingerprints written in hex, with or without
+// colons, in any case.
+func parsePins(pins []string) ([][sha256.Size]byte, error) {
+	out := make([][sha256.Size]byte, 0, len(pins))
+	for _, p := range pins {
+		raw, err := hex.DecodeString(strings.ReplaceAll(p, ":", ""))
+		if err != nil || len(raw) != sha256.Size {
+			return nil, invalidArg("pin_sha256", "%q is not a SHA-256 fingerprint in hex", p)
+		}
+		out = append(out, [sha256.Size]byte(raw))
+	}
+	return out, nil
+}
+
+// checkPin runs after the chain was verified (or not, with
+// InsecureSkipVerify): the leaf must be one of the pinned certificates.
+func checkPin(pins [][sha256.Size]byte, cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) > 0 {
+		got := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		for _, p := range pins {
+			if subtle.ConstantTimeCompare(got[:], p[:]) == 1 {
+				return nil
+			}
+		}
+	}
+	return &Error{Code: CodeTLS, Op: "tls", Err: errPin}
 }

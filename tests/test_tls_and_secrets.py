@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -97,3 +100,47 @@ def test_secrets_stay_out_of_repr_logs_and_errors(ws_server: EchoServer, caplog:
     for secret in ("hunter2", "s3cr3t", "k3y-value"):
         assert secret not in text
     assert "***" in text
+
+
+def fingerprint(pem: bytes) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.decode())).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def expired_server(tls_ca: trustme.CA) -> Iterator[EchoServer]:
+    """A wss echo server whose certificate (from the trusted test CA) expired yesterday."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    yesterday = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    leaf = tls_ca.issue_cert("127.0.0.1", not_before=yesterday - datetime.timedelta(days=30), not_after=yesterday)
+    leaf.configure_cert(context)
+    server = EchoServer(ssl_context=context)
+    yield server
+    server.close()
+
+
+def test_expired_certificate_is_refused(expired_server: EchoServer, ca_file: str) -> None:
+    """An expired certificate fails verification with a TLSError that says so."""
+    with pytest.raises(steadyws.TLSError, match="expired|not valid"):
+        steadyws.connect(expired_server.url("/echo"), ca_file=ca_file)
+
+
+def test_certificate_pinning(wss_server: EchoServer, tls_ca: trustme.CA, ca_file: str) -> None:
+    """pin_sha256 accepts only the pinned leaf, on top of chain verification (and instead of it when insecure)."""
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    with socket.create_connection(("127.0.0.1", int(wss_server.url("/").split(":")[2].split("/")[0]))) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            leaf = ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True) or b"").encode()
+    pin = fingerprint(leaf)
+    colons = ":".join(pin[i : i + 2] for i in range(0, 64, 2)).upper()
+    with steadyws.connect(wss_server.url("/echo"), ca_file=ca_file, pin_sha256=[colons]) as ws:
+        ws.send("pinned")
+        assert ws.recv(timeout=5) == "pinned"
+    with pytest.raises(steadyws.TLSError, match="pinned"):
+        steadyws.connect(wss_server.url("/echo"), ca_file=ca_file, pin_sha256=["00" * 32])
+    with steadyws.connect(wss_server.url("/echo"), insecure_skip_verify=True, pin_sha256=[pin]) as ws:
+        assert ws.state == "open"
+    with pytest.raises(steadyws.TLSError):
+        steadyws.connect(wss_server.url("/echo"), insecure_skip_verify=True, pin_sha256=["11" * 32])
+    with pytest.raises(ValueError, match="pin_sha256"):
+        steadyws.connect(wss_server.url("/echo"), pin_sha256=["not-hex"])

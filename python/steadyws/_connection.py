@@ -105,6 +105,7 @@ def connect(
     key_file: str | None = None,
     server_hostname: str | None = None,
     insecure_skip_verify: bool = False,
+    pin_sha256: Iterable[str] | None = None,
     # Callbacks, run in order with the messages, never on an engine thread.
     on_message: OnMessage | None = None,
     on_open: OnOpen | None = None,

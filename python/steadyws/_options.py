@@ -242,6 +242,7 @@ def build_config(
     key_file: str | None,
     server_hostname: str | None,
     insecure_skip_verify: bool,
+    pin_sha256: Iterable[str] | None,
     on_message: OnMessage | None,
     on_open: OnOpen | None,
     on_disconnect: OnDisconnect | None,
@@ -274,6 +275,7 @@ def build_config(
         "key_file": check_path("key_file", key_file),
         "server_hostname": server_hostname or "",
         "insecure_skip_verify": bool(insecure_skip_verify),
+        "pin_sha256": check_pins(pin_sha256),
     }
     if healthy_after is not None:
         config["healthy_after"] = check_timeout("healthy_after", healthy_after, positive=True)
@@ -295,3 +297,17 @@ def check_compression(value: str | None) -> str | None:
     if value not in (None, "deflate"):
         raise ValueError(f'compression must be None or "deflate", got {value!r}')
     return value
+
+
+def check_pins(pins: Iterable[str] | None) -> list[str]:
+    """SHA-256 certificate fingerprints: 64 hex digits, colons allowed."""
+    if pins is None:
+        return []
+    if isinstance(pins, str):
+        raise TypeError("pin_sha256 must be a list of fingerprints, not a str")
+    out = list(pins)
+    for pin in out:
+        digits = pin.replace(":", "") if isinstance(pin, str) else ""
+        if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValueError(f"pin_sha256: {pin!r} is not a SHA-256 fingerprint in hex")
+    return out
