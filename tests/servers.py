@@ -426,6 +426,10 @@ class MisbehavingServer(Recorder):
             "/fragmented-with-ping": self._fragmented_with_ping,
             "/accept-then": self._accept_then,
             "/deflate-bomb": self._deflate_bomb,
+            "/huge-length": self._huge_length,
+            "/endless-continuation": self._endless_continuation,
+            "/huge-header": self._huge_header,
+            "/trickle": self._trickle,
         }
         self._acceptor = threading.Thread(target=self._accept_loop, name="misbehaving-server", daemon=True)
         self._acceptor.start()
@@ -554,6 +558,51 @@ class MisbehavingServer(Recorder):
             conn.drain()
         else:
             self._status_reply(conn, int(then), request.query.get("retry_after"))
+
+    def _huge_length(self, conn: RawConnection, request: Request) -> None:
+        """A binary frame header declaring 2^63 bytes (MSB set: RFC 6455 5.2
+        forbids it) or 2^63-1 bytes, and a few bytes of payload."""
+        length = (1 << 63) if request.query.get("msb") == "1" else (1 << 63) - 1
+        self._upgrade_then(conn, request, struct.pack("!BBQ", 0x80 | OP_BINARY, 127, length) + b"x" * 16)
+
+    def _endless_continuation(self, conn: RawConnection, request: Request) -> None:
+        """A text message whose continuation frames never end (until the client gives up)."""
+        conn.send(switching_protocols(accept_key(request.headers.get("sec-websocket-key", ""))))
+        conn.send(encode_frame(OP_TEXT, b"x" * 1000, fin=False))
+        chunk = encode_frame(OP_CONT, b"x" * 1000, fin=False) * 64
+        try:
+            while True:
+                conn.send(chunk)
+        except OSError:
+            self.record(Event("eof", request.target))
+
+    def _huge_header(self, conn: RawConnection, request: Request) -> None:
+        """A 101 whose headers go on for ``mb`` MiB."""
+        accept = accept_key(request.headers.get("sec-websocket-key", ""))
+        head = switching_protocols(accept)[:-2]  # keep the header block open
+        line = b"X-Padding: " + b"p" * 1000 + b"\r\n"
+        try:
+            conn.send(head)
+            for _ in range(request.int_param("mb", 10) * 1024):
+                conn.send(line)
+        except OSError:
+            self.record(Event("eof", request.target))
+
+    def _trickle(self, conn: RawConnection, request: Request) -> None:
+        """One byte every ``ms`` milliseconds: of the handshake response
+        (``what=handshake``) or, after a normal 101, of a frame."""
+        accept = accept_key(request.headers.get("sec-websocket-key", ""))
+        data = switching_protocols(accept)
+        if request.query.get("what") == "frame":
+            conn.send(data)
+            data = encode_frame(OP_TEXT, b"slow " * 100)
+        pause = request.int_param("ms", 1000) / 1000
+        try:
+            for i in range(len(data)):
+                conn.send(data[i : i + 1])
+                time.sleep(pause)
+        except OSError:
+            self.record(Event("eof", request.target))
 
     def _deflate_bomb(self, conn: RawConnection, request: Request) -> None:
         """Accept permessage-deflate, then send one compressed binary message
