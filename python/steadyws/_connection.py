@@ -354,6 +354,10 @@ class WebSocket:
         self._check_receiver()
         if not self._wait_pending(_deadline(timeout)):
             return []
+        return self._take_events(max_events)
+
+    def _take_events(self, max_events: int) -> list[Event]:
+        """Pop up to max_events pending items, running lifecycle callbacks."""
         out: list[Event] = []
         while self._pending and len(out) < max_events:
             item = self._pending.popleft()

@@ -245,14 +245,7 @@ class WebSocket:
             await _with_timeout(first(), timeout)
         except TimeoutError:
             return []
-        out: list[Event] = []
-        while ws._pending and len(out) < max_events:
-            item = ws._pending.popleft()
-            if not _is_message(item):
-                ws._lifecycle -= 1
-                ws._callbacks.run(ws, item)  # type: ignore[arg-type]
-            out.append(item)
-        return out
+        return ws._take_events(max_events)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
