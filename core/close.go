@@ -79,7 +79,7 @@ func parseClose(body []byte) (*CloseError, error) {
 func closeCodeFor(err error) int {
 	switch CodeOf(err) {
 	case CodeProtocol:
-		if errors.Is(err, errInvalidUTF8) {
+		if errors.Is(err, errInvalidUTF8) || errors.Is(err, ws.ErrProtocolInvalidUTF8) {
 			return CloseInvalidPayload
 		}
 		return CloseProtocolError

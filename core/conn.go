@@ -50,11 +50,10 @@ type conn struct {
 }
 
 func newConn(c *Client, d *dialed) *conn {
-	cn := &conn{client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, writeMu: make(chan struct{}, 1), dead: make(chan struct{})}
-	if d.deflate {
-		cn.inflate = &inflater{}
+	return &conn{
+		client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, inflate: d.inflate,
+		writeMu: make(chan struct{}, 1), dead: make(chan struct{}),
 	}
-	return cn
 }
 
 // die ends the connection with err as its cause; later calls are no-ops, so

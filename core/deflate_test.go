@@ -93,13 +93,26 @@ func TestDeflateChecksUTF8AfterInflating(t *testing.T) {
 	}
 }
 
-// TestDeflateWithContextTakeoverIsRefused: a server that keeps its
-// compression context across messages needs a decoder we do not offer.
-func TestDeflateWithContextTakeoverIsRefused(t *testing.T) {
-	srv := deflateServer(t, wsflate.Parameters{ClientNoContextTakeover: true})
+// TestDeflateClientWindowBitsIsRefused: client_max_window_bits in the
+// answer, which we never offer, fails the handshake (RFC 7692 7.1.2.2).
+func TestDeflateClientWindowBitsIsRefused(t *testing.T) {
+	srv := deflateServer(t, wsflate.Parameters{ClientMaxWindowBits: 10})
 	c := open(t, Options{URL: srv.URL, Compression: "deflate"})
 	if ev := next(t, c); ev.Kind != EventClosed || ev.Err != CodeHandshake {
 		t.Fatalf("got %+v", ev)
+	}
+}
+
+func TestDeflateWindowKeepsTheLast32KiB(t *testing.T) {
+	f := &inflater{takeover: true}
+	f.inflated(bytes.Repeat([]byte{1}, 40<<10))
+	f.inflated([]byte{2, 3})
+	if len(f.window) != windowSize || f.window[windowSize-3] != 1 || !bytes.Equal(f.window[windowSize-2:], []byte{2, 3}) {
+		t.Fatalf("window of %d bytes ends %v", len(f.window), f.window[len(f.window)-3:])
+	}
+	off := &inflater{}
+	if off.inflated([]byte{1}); off.window != nil {
+		t.Fatal("no context takeover keeps no window")
 	}
 }
 

@@ -28,7 +28,7 @@ type dialed struct {
 	conn        net.Conn
 	reader      io.Reader // buffered; holds any frames that came with the 101
 	subprotocol string
-	deflate     bool // permessage-deflate was negotiated
+	inflate     *inflater // permessage-deflate state, nil unless negotiated
 }
 
 // dial runs TCP connect, TLS and the opening handshake (RFC 6455 4.1) under
@@ -42,13 +42,13 @@ func dial(ctx context.Context, s *settings, header http.Header) (*dialed, error)
 		e.RetryAfter = a.retryAfter
 		return nil, e
 	}
-	deflate, err := acceptDeflate(hs.Extensions)
+	inflate, err := acceptDeflate(hs.Extensions)
 	if err != nil {
 		conn.Close()
 		return nil, &Error{Code: CodeHandshake, Op: "dial", Err: err}
 	}
 	a.hc.done()
-	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol, deflate: deflate}, nil
+	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol, inflate: inflate}, nil
 }
 
 // attempt is what one opening handshake learns on the way.

@@ -111,6 +111,7 @@ func (cn *conn) readCompressed(rd *wsutil.Reader, hdr ws.Header) (Event, error) 
 			return Event{}, err
 		}
 	}
+	cn.inflate.inflated(buf)
 	return message(hdr.OpCode, buf, incremental)
 }
 
