@@ -32,11 +32,20 @@ type config struct {
 	ServerHostname     string      `json:"server_hostname"`
 	InsecureSkipVerify bool        `json:"insecure_skip_verify"`
 	PinSHA256          []string    `json:"pin_sha256"`
+	Proxy              string      `json:"proxy"`
+	ProxyEnv           *proxyEnv   `json:"proxy_env"` // null or absent: no proxy from the environment
 	Reconnect          *backoff    `json:"reconnect"` // null or absent: off
 	FatalStatuses      []int       `json:"fatal_statuses"`
 	HealthyAfter       seconds     `json:"healthy_after"`
 	PingInterval       seconds     `json:"ping_interval"`
 	PingTimeout        seconds     `json:"ping_timeout"`
+}
+
+// proxyEnv is the proxy part of the caller's environment.
+type proxyEnv struct {
+	HTTPProxy  string `json:"http_proxy"`
+	HTTPSProxy string `json:"https_proxy"`
+	NoProxy    string `json:"no_proxy"`
 }
 
 // backoff is the JSON form of core.Backoff; times in seconds.
@@ -144,7 +153,10 @@ func parseConfig(raw []byte) (core.Options, error) {
 		MaxHandshakeSize: c.MaxHandshakeSize,
 		CAFile:           c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile,
 		ServerName: c.ServerHostname, InsecureSkipVerify: c.InsecureSkipVerify, PinSHA256: c.PinSHA256,
-		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses,
+		Header: toHeader(c.Headers), FatalStatuses: c.FatalStatuses, Proxy: c.Proxy,
+	}
+	if e := c.ProxyEnv; e != nil {
+		o.ProxyEnv = &core.ProxyEnv{HTTPProxy: e.HTTPProxy, HTTPSProxy: e.HTTPSProxy, NoProxy: e.NoProxy}
 	}
 	if c.Compression != nil {
 		o.Compression = *c.Compression

@@ -34,6 +34,7 @@ enum sws_code {
 	SWS_ERR_BUFFER_TOO_SMALL = 14, // a caller buffer is too small; retry bigger
 	SWS_ERR_INTERNAL = 15,         // recovered panic or engine bug
 	SWS_ERR_NETWORK = 16,          // any other network failure
+	SWS_ERR_PROXY = 17,            // the proxy refused or failed
 };
 
 // Connection states (sws_state).

@@ -71,7 +71,7 @@ func (a *attempt) dialer(header http.Header) ws.Dialer {
 		Timeout:    a.s.OpenTimeout,
 		Protocols:  a.s.Subprotocols,
 		Header:     ws.HandshakeHeaderHTTP(requestHeader(a.s.url, header)),
-		NetDial:    netDial,
+		NetDial:    a.netDial,
 		TLSConfig:  a.s.tls,
 		WrapConn: func(c net.Conn) net.Conn {
 			a.hc = newHandshakeConn(c, a.s.MaxHandshakeSize)
@@ -84,6 +84,14 @@ func (a *attempt) dialer(header http.Header) ws.Dialer {
 			}
 		},
 	}
+}
+
+// netDial connects to the server, or to the proxy and through it.
+func (a *attempt) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if a.s.proxy == nil {
+		return netDial(ctx, network, addr)
+	}
+	return dialProxy(ctx, a.s.proxy, addr, a.s.MaxHandshakeSize)
 }
 
 // requestHeader adds Basic credentials from the URL's user info, like
@@ -141,9 +149,12 @@ func readRetryAfter(resp io.Reader) time.Duration {
 // dialError wraps a failed dial once, with the code a user can act on.
 func dialError(ctx context.Context, status int, err error) *Error {
 	e := &Error{Code: CodeOf(err), Op: "dial", Status: status, Err: err}
+	var proxyErr *Error
 	switch {
 	case ctx.Err() == context.Canceled:
 		e.Code = CodeClosed
+	case errors.As(err, &proxyErr) && proxyErr.Op == "proxy":
+		return proxyErr
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		// TCP (and TLS) worked, but the server hung up instead of answering.
 		e.Code, e.Err = CodeHandshake, errors.New("server closed the connection during the opening handshake")

@@ -40,12 +40,13 @@ const (
 	CodeBufferTooSmall  Code = 14 // a caller-supplied buffer cannot hold the result
 	CodeInternal        Code = 15 // a recovered panic or an engine bug
 	CodeNetwork         Code = 16 // any other network I/O failure
+	CodeProxy           Code = 17 // the proxy refused or failed; Status has its HTTP status
 )
 
 var codeNames = [...]string{
 	"OK", "INVALID_ARGUMENT", "BAD_HANDLE", "TIMEOUT", "CLOSED", "NOT_CONNECTED",
 	"HANDSHAKE", "TLS", "DNS", "REFUSED", "RESET", "PROTOCOL", "MESSAGE_TOO_BIG",
-	"QUEUE_FULL", "BUFFER_TOO_SMALL", "INTERNAL", "NETWORK",
+	"QUEUE_FULL", "BUFFER_TOO_SMALL", "INTERNAL", "NETWORK", "PROXY",
 }
 
 // NumCodes is the number of defined codes.

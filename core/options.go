@@ -103,6 +103,16 @@ type Options struct {
 	// it is one more thing a hostile server can aim at.
 	Compression string
 
+	// Proxy is the proxy to connect through: "http://[user:pass@]host[:port]"
+	// (CONNECT; port 80 by default), "socks5://" or "socks5h://" (port
+	// 1080 by default; both let the proxy resolve the host). Defaults to
+	// "": ProxyEnv decides.
+	Proxy string
+	// ProxyEnv, when Proxy is empty, picks the proxy from HTTPS_PROXY (wss),
+	// HTTP_PROXY (ws) and NO_PROXY, never for localhost or loopback hosts.
+	// Defaults to nil: a direct connection. (Python passes its os.environ.)
+	ProxyEnv *ProxyEnv
+
 	// Reconnect, if set, makes the client dial again after a connection it
 	// did not close is lost. Defaults to nil: off. (Python turns it on.)
 	Reconnect *Backoff
@@ -129,8 +139,9 @@ type Options struct {
 // settings are Options validated and with defaults applied.
 type settings struct {
 	Options
-	url *url.URL
-	tls *tls.Config
+	url   *url.URL
+	tls   *tls.Config
+	proxy *url.URL // nil: connect directly
 }
 
 func durationOr(d, def time.Duration) time.Duration {
@@ -176,6 +187,9 @@ func (o Options) validate() (*settings, error) {
 	}
 	if o.Compression != "" && o.Compression != "deflate" {
 		return nil, invalidArg("compression", `must be "deflate" or empty, got %q`, o.Compression)
+	}
+	if err := s.resolveProxy(); err != nil {
+		return nil, err
 	}
 	if s.url.Scheme == "wss" {
 		if s.tls, err = o.tlsConfig(); err != nil {

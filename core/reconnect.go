@@ -167,10 +167,15 @@ func (c *Client) closeRequested() bool {
 	return c.userClosed
 }
 
-// fatal reports a handshake refusal that retrying will not fix.
+// fatal reports a refusal that retrying will not fix: a handshake status
+// in FatalStatuses, or a proxy that wants credentials it did not get (407).
 func (c *Client) fatal(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Code == CodeHandshake && slices.Contains(c.s.FatalStatuses, e.Status)
+	if !errors.As(err, &e) {
+		return false
+	}
+	return (e.Code == CodeHandshake && slices.Contains(c.s.FatalStatuses, e.Status)) ||
+		(e.Code == CodeProxy && e.Status == http.StatusProxyAuthRequired)
 }
 
 // retryAfter is the wait a 429 or 503 response asked for (RFC 9110 10.2.3).
