@@ -201,7 +201,8 @@ func closeEvent(kind EventKind, err error) Event {
 		return ev
 	}
 	e := wrap("connection", err)
-	ev.Err, ev.Status, ev.Data, ev.Dialing = e.Code, e.Status, []byte(e.Error()), e.Op == "dial"
+	ev.Err, ev.Status, ev.Data = e.Code, e.Status, []byte(e.Error())
+	ev.Dialing = e.Op == "dial" || e.Op == "proxy"
 	if code := closeCodeFor(err); code != CloseAbnormal {
 		ev.CloseCode = code
 	}

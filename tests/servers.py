@@ -521,12 +521,17 @@ class MisbehavingServer(Recorder):
         self._reply_and_finish(conn, http_response(404, b"no such test path\n"))
 
     def _status(self, conn: RawConnection, request: Request) -> None:
-        self._status_reply(conn, int(request.path.split("/")[2]), request.query.get("retry_after"))
+        status, query = int(request.path.split("/")[2]), request.query
+        self._status_reply(conn, status, query.get("retry_after"), query.get("location"))
 
-    def _status_reply(self, conn: RawConnection, status: int, retry_after: str | None) -> None:
+    def _status_reply(
+        self, conn: RawConnection, status: int, retry_after: str | None, location: str | None = None
+    ) -> None:
         headers = [("Content-Type", "text/plain")]
         if retry_after is not None:
             headers.append(("Retry-After", retry_after))
+        if location is not None:
+            headers.append(("Location", location))
         body = f"status {status} from the misbehaving server\n".encode()
         self._reply_and_finish(conn, http_response(status, body, headers))
 

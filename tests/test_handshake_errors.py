@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import pytest
 import steadyws
 from helpers import Stopwatch
-from servers import EchoServer, MisbehavingServer, unused_port
+from servers import EchoServer, MisbehavingServer, tagged, unused_port
 
 QUICK = 5.0  # seconds: every failure here must be reported well within this
 DNS_QUICK = 15.0  # the machine's resolver is outside the library's control
@@ -28,6 +29,7 @@ HIERARCHY = [
     (steadyws.ConnectionRefused, (steadyws.NetworkError, ConnectionRefusedError)),
     (steadyws.ConnectionReset, (steadyws.NetworkError, ConnectionResetError)),
     (steadyws.TLSError, (steadyws.NetworkError,)),
+    (steadyws.ProxyError, (steadyws.NetworkError,)),
 ]
 
 
@@ -94,6 +96,15 @@ def test_unknown_host() -> None:
 def test_tls_untrusted_certificate(wss_server: EchoServer) -> None:
     """A certificate from a CA the client wasn't given raises TLSError."""
     connect_failure(steadyws.TLSError, wss_server.url("/echo"))
+
+
+def test_redirect_is_not_followed(bad_server: MisbehavingServer, ws_server: EchoServer) -> None:
+    """A 302 to a working endpoint is still a HandshakeError: credentials never follow a redirect elsewhere."""
+    path = tagged("/echo")
+    target = urllib.parse.quote(ws_server.url(path), safe="")
+    error = connect_failure(steadyws.HandshakeError, bad_server.url(f"/status/302?location={target}"))
+    assert isinstance(error, steadyws.HandshakeError) and error.status == 302
+    assert not [e for e in ws_server.events if e.target == path]
 
 
 def test_tls_wrong_hostname(wss_server: EchoServer, ca_file: str) -> None:

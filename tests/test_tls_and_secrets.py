@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import logging
 import socket
 import ssl
@@ -116,6 +117,47 @@ def expired_server(tls_ca: trustme.CA) -> Iterator[EchoServer]:
     server = EchoServer(ssl_context=context)
     yield server
     server.close()
+
+
+def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
+    """A server context whose certificate, for 127.0.0.1, is signed by its own key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "self-signed.pem"
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(pem))
+    return context
+
+
+def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
+    """A self-signed certificate, right host and dates, fails verification with a TLSError that says why."""
+    server = EchoServer(ssl_context=self_signed_context(tmp_path))
+    try:
+        with pytest.raises(steadyws.TLSError, match="unknown authority"):
+            steadyws.connect(server.url("/echo"))
+    finally:
+        server.close()
 
 
 def test_expired_certificate_is_refused(expired_server: EchoServer, ca_file: str) -> None:

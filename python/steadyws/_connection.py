@@ -106,6 +106,8 @@ def connect(
     server_hostname: str | None = None,
     insecure_skip_verify: bool = False,
     pin_sha256: Iterable[str] | None = None,
+    # Proxy: a URL, True for HTTP(S)_PROXY/NO_PROXY from the environment, None for none.
+    proxy: str | bool | None = True,
     # Callbacks, run in order with the messages, never on an engine thread.
     on_message: OnMessage | None = None,
     on_open: OnOpen | None = None,

@@ -18,7 +18,8 @@ module maps each one to one exception class. The tree::
         ├── DNSError                     the host name did not resolve
         ├── ConnectionRefused            (also a ConnectionRefusedError)
         ├── ConnectionReset              (also a ConnectionResetError)
-        └── TLSError                     TLS handshake or certificate check failed
+        ├── TLSError                     TLS handshake or certificate check failed
+        └── ProxyError                   the proxy refused or failed; .status (407: credentials)
 
 ``recv(timeout=...)`` raises the builtin ``TimeoutError``; bad arguments raise
 ``ValueError`` or ``TypeError`` before any I/O.
@@ -49,6 +50,7 @@ class ErrorCode(enum.IntEnum):
     BUFFER_TOO_SMALL = 14
     INTERNAL = 15
     NETWORK = 16
+    PROXY = 17
 
 
 class WebSocketError(Exception):
@@ -138,6 +140,15 @@ class TLSError(NetworkError):
     """The TLS handshake or the certificate verification failed."""
 
 
+class ProxyError(NetworkError):
+    """The proxy refused the tunnel or failed; ``status`` is its HTTP
+    status (407: it wants credentials), 0 for a SOCKS proxy."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 _CONNECT_ERRORS: dict[ErrorCode, type[WebSocketError]] = {
     ErrorCode.DNS: DNSError,
     ErrorCode.REFUSED: ConnectionRefused,
@@ -156,6 +167,8 @@ def connect_error(code: int, message: str, status: int = 0) -> WebSocketError:
         return HandshakeError(message, status)
     if code == ErrorCode.CLOSED:
         return ConnectionClosedError(1006, "", message)
+    if code == ErrorCode.PROXY:
+        return ProxyError(message, status)
     return _CONNECT_ERRORS.get(ErrorCode(code), WebSocketError)(message)
 
 

@@ -243,6 +243,7 @@ def build_config(
     server_hostname: str | None,
     insecure_skip_verify: bool,
     pin_sha256: Iterable[str] | None,
+    proxy: str | bool | None,
     on_message: OnMessage | None,
     on_open: OnOpen | None,
     on_disconnect: OnDisconnect | None,
@@ -276,6 +277,7 @@ def build_config(
         "server_hostname": server_hostname or "",
         "insecure_skip_verify": bool(insecure_skip_verify),
         "pin_sha256": check_pins(pin_sha256),
+        **check_proxy(proxy, os.environ),
     }
     if healthy_after is not None:
         config["healthy_after"] = check_timeout("healthy_after", healthy_after, positive=True)
@@ -297,6 +299,29 @@ def check_compression(value: str | None) -> str | None:
     if value not in (None, "deflate"):
         raise ValueError(f'compression must be None or "deflate", got {value!r}')
     return value
+
+
+_PROXY_SCHEMES = ("http", "socks5", "socks5h")
+
+
+def check_proxy(value: str | bool | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The proxy part of the config: an explicit URL, the environment's
+    HTTP_PROXY, HTTPS_PROXY and NO_PROXY (``True``), or nothing (``None``
+    or ``False``). The engine checks the URL further; no message quotes it
+    whole, since it may hold credentials."""
+    if value is None or value is False:
+        return {}
+    if value is True:
+        names = ("http_proxy", "https_proxy", "no_proxy")
+        env = {n: environ.get(n.upper()) or environ.get(n) or "" for n in names}
+        return {"proxy_env": env} if any(env.values()) else {}
+    if not isinstance(value, str):
+        raise TypeError(f"proxy must be a URL str, True (from the environment) or None, not {type(value).__name__}")
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in _PROXY_SCHEMES:
+        got = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise ValueError(f"proxy must start with http://, socks5:// or socks5h://, got {got}")
+    return {"proxy": value}
 
 
 def check_pins(pins: Iterable[str] | None) -> list[str]:
