@@ -36,6 +36,8 @@ def test_http_connect_proxy_with_credentials(connect_proxy: ConnectProxy) -> Non
     """proxy="http://user:pass@host:port" tunnels with CONNECT and sends Basic credentials to the proxy."""
     with steadyws.connect("ws://feed.test:80/echo", proxy=connect_proxy.url("alice:p%40ss")) as ws:
         assert echo_once(ws, "via CONNECT") == "via CONNECT"
+        seen = repr(ws) + ws.url + str(ws.stats())
+    assert "p%40ss" not in seen and "p@ss" not in seen and "127.0.0.1" not in seen
     assert connect_proxy.requests == [("feed.test:80", "Basic YWxpY2U6cEBzcw==")]
 
 

@@ -1,0 +1,353 @@
+// Package testserver is a WebSocket server for rehearsing the bad day: it
+// serves on loopback and, on command, resets its connections, goes silent,
+// refuses handshakes, floods, or closes. It backs steadyws.testing.Server,
+// so Python users get it with the library and need nothing else.
+//
+// Everything is bounded: clients, message sizes, the log of received
+// messages, handshake sizes and writes. Every method is safe from any
+// goroutine, and Stop never hangs: it closes every socket and waits a
+// bounded time for the goroutines.
+package testserver
+
+import (
+	"errors"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options bound the server. The zero value of a field means its default.
+type Options struct {
+	// MaxMessageSize is the largest message a client may send. Defaults to
+	// 16 MiB.
+	MaxMessageSize int64
+	// MaxReceived is how many received messages wait for Recv; beyond it
+	// the oldest are dropped. Defaults to 10,000.
+	MaxReceived int
+	// MaxClients is how many sockets may be open at once; more are closed
+	// on accept. Defaults to 1,024.
+	MaxClients int
+	// WriteTimeout bounds one Send to one client. Defaults to 5 s.
+	WriteTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 16 << 20
+	}
+	if o.MaxReceived <= 0 {
+		o.MaxReceived = 10_000
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 1024
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 5 * time.Second
+	}
+	return o
+}
+
+// Message is what a client sent.
+type Message struct {
+	Client int64
+	Text   bool
+	Data   []byte
+}
+
+// Counts are the server's counters.
+type Counts struct {
+	Handshakes int64 // handshakes accepted
+	Refused    int64 // handshakes refused on command
+	Live       int64 // connections open now
+	Received   int64 // messages received
+	Dropped    int64 // received messages dropped because nobody called Recv
+}
+
+// Server is a running test server.
+type Server struct {
+	o        Options
+	ln       net.Listener
+	received chan Message
+	stopped  chan struct{}
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	sockets map[net.Conn]struct{} // every accepted socket, upgraded or not
+	clients map[int64]*client
+	nextID  int64
+	refusal refusal
+
+	blackholeUntil atomic.Int64 // unix nanoseconds
+	handshakes     atomic.Int64
+	refused        atomic.Int64
+	receivedN      atomic.Int64
+	dropped        atomic.Int64
+}
+
+// ErrStopped is returned by methods called after Stop.
+var ErrStopped = errors.New("the test server is stopped")
+
+// Start listens on 127.0.0.1 on a free port.
+func Start(o Options) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	s := &Server{
+		o: o, ln: ln, received: make(chan Message, o.MaxReceived), stopped: make(chan struct{}),
+		sockets: map[net.Conn]struct{}{}, clients: map[int64]*client{}, nextID: 1,
+	}
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+// URL is ws://127.0.0.1:port/.
+func (s *Server) URL() string { return "ws://" + s.ln.Addr().String() + "/" }
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !s.track(conn) {
+			conn.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serve(conn)
+		}()
+	}
+}
+
+// Clients lists the ids of the open connections, oldest first.
+func (s *Server) Clients() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, len(s.clients))
+	for id := range s.clients {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// targets returns the client id, or every client for id < 0.
+func (s *Server) targets(id int64) ([]*client, error) {
+	select {
+	case <-s.stopped:
+		return nil, ErrStopped
+	default:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id < 0 {
+		out := make([]*client, 0, len(s.clients))
+		for _, c := range s.clients {
+			out = append(out, c)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+		return out, nil
+	}
+	if c, ok := s.clients[id]; ok {
+		return []*client{c}, nil
+	}
+	return nil, errNoClient
+}
+
+var errNoClient = errors.New("no open connection with that client id")
+
+// Send writes one message to client id, or to every client for id < 0.
+// A client that does not take it within WriteTimeout is disconnected.
+func (s *Server) Send(id int64, p []byte, text bool) error {
+	cs, err := s.targets(id)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if s.blackholed() {
+			continue // the network eats it
+		}
+		if err := c.writeData(p, text, s.o.WriteTimeout); err != nil {
+			c.kill(false)
+		}
+	}
+	return nil
+}
+
+// Flood sends n text messages of size bytes, market-data-like JSON, to
+// client id (or every client), as fast as each client takes them. It
+// returns at once; the flood stops early if the client goes away.
+func (s *Server) Flood(id int64, n, size int) error {
+	cs, err := s.targets(id)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.flood(n, size, s.blackholed)
+		}()
+	}
+	return nil
+}
+
+// Reset ends client id's connection (every client's for id < 0) with a
+// TCP reset: no close frame, no FIN.
+func (s *Server) Reset(id int64) error {
+	cs, err := s.targets(id)
+	for _, c := range cs {
+		c.kill(true)
+	}
+	return err
+}
+
+// Close sends a close frame with code and reason to client id (or every
+// client), waits up to a second for the answer, and closes TCP.
+func (s *Server) Close(id int64, code int, reason string) error {
+	cs, err := s.targets(id)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.closeHandshake(code, reason, time.Second)
+		}()
+	}
+	wg.Wait()
+	return err
+}
+
+// Blackhole makes the server a black hole for d: it reads and discards
+// everything (pings get no pong), sends nothing, and holds new handshakes
+// unanswered. Connections stay open: no FIN, no reset.
+func (s *Server) Blackhole(d time.Duration) {
+	s.blackholeUntil.Store(time.Now().Add(d).UnixNano())
+}
+
+func (s *Server) blackholed() bool { return time.Now().UnixNano() < s.blackholeUntil.Load() }
+
+// waitOutBlackhole holds a new connection until the black hole ends; false
+// if the server stopped meanwhile.
+func (s *Server) waitOutBlackhole() bool {
+	for s.blackholed() {
+		select {
+		case <-s.stopped:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// Recv returns the oldest message not yet received, waiting up to timeout.
+func (s *Server) Recv(timeout time.Duration) (Message, bool) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case m := <-s.received:
+		return m, true
+	case <-t.C:
+		return Message{}, false
+	case <-s.stopped:
+		return Message{}, false
+	}
+}
+
+// deliver logs a received message, dropping the oldest when full.
+func (s *Server) deliver(m Message) {
+	s.receivedN.Add(1)
+	for {
+		select {
+		case s.received <- m:
+			return
+		default:
+		}
+		select {
+		case <-s.received:
+			s.dropped.Add(1)
+		default:
+		}
+	}
+}
+
+// Counts returns the counters.
+func (s *Server) Counts() Counts {
+	s.mu.Lock()
+	live := int64(len(s.clients))
+	s.mu.Unlock()
+	return Counts{
+		Handshakes: s.handshakes.Load(), Refused: s.refused.Load(), Live: live,
+		Received: s.receivedN.Load(), Dropped: s.dropped.Load(),
+	}
+}
+
+// Stop closes the listener and every connection, and waits up to timeout
+// for the server's goroutines; false if some are still running.
+func (s *Server) Stop(timeout time.Duration) bool {
+	select {
+	case <-s.stopped:
+	default:
+		close(s.stopped)
+	}
+	s.ln.Close()
+	s.mu.Lock()
+	for conn := range s.sockets {
+		conn.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// track records an accepted socket, refusing it past MaxClients or after
+// Stop.
+func (s *Server) track(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.stopped:
+		return false
+	default:
+	}
+	if len(s.sockets) >= s.o.MaxClients {
+		return false
+	}
+	s.sockets[conn] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(conn net.Conn) {
+	conn.Close()
+	s.mu.Lock()
+	delete(s.sockets, conn)
+	s.mu.Unlock()
+}
+
+func (s *Server) add(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.id = s.nextID
+	s.nextID++
+	s.clients[c.id] = c
+}
+
+func (s *Server) remove(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c.id)
+	s.mu.Unlock()
+}
