@@ -148,7 +148,7 @@ func connect(config unsafe.Pointer, configLen int64, outHandle unsafe.Pointer) e
 	if err != nil {
 		return err
 	}
-	return store("out_handle", outHandle, register(c))
+	return store("out_handle", outHandle, register(&entry{client: c}))
 }
 
 // sws_send writes one message: a text frame if text != 0 (data must be
@@ -313,6 +313,9 @@ func sws_free(h int64) int32 {
 		e, err := unregister(h)
 		if err != nil {
 			return err
+		}
+		if e.server != nil {
+			return stopServer(e.server)
 		}
 		e.client.SetHeaderFunc(nil)
 		e.client.SetNotify(nil)

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/steadyws/steadyws/core"
+	"github.com/steadyws/steadyws/core/testserver"
 )
 
 // guard is the one wrapper every export runs in: a panic becomes
@@ -25,16 +26,38 @@ func recovered(f func() error) (err error) {
 	return f()
 }
 
-// withHandle runs f on the entry of h under guard.
+// withHandle runs f on the entry of client handle h under guard.
 func withHandle(h int64, f func(e *entry) error) int32 {
 	return guard(h, func() error {
 		e, err := lookup(h)
 		if err != nil {
 			return err
 		}
+		if e.client == nil {
+			return errNotClient
+		}
 		return f(e)
 	})
 }
+
+// withServer runs f on the test server of handle h under guard.
+func withServer(h int64, f func(e *entry, s *testserver.Server) error) int32 {
+	return guard(h, func() error {
+		e, err := lookup(h)
+		if err != nil {
+			return err
+		}
+		if e.server == nil {
+			return errNotServer
+		}
+		return f(e, e.server)
+	})
+}
+
+var (
+	errNotClient = &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("a test server handle, not a connection")}
+	errNotServer = &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("a connection handle, not a test server")}
+)
 
 func invalid(name, msg string) error {
 	return &core.Error{Code: core.CodeInvalidArgument, Op: name, Err: errors.New(msg)}

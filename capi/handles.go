@@ -5,11 +5,14 @@ import (
 	"sync"
 
 	"github.com/steadyws/steadyws/core"
+	"github.com/steadyws/steadyws/core/testserver"
 )
 
-// entry is what a handle stands for.
+// entry is what a handle stands for: a client or a test server.
 type entry struct {
 	client *core.Client
+	server *testserver.Server
+	held   *testserver.Message // a received message too big for the last buffer
 
 	mu      sync.Mutex
 	lastErr string
@@ -22,6 +25,24 @@ func (e *entry) setLastError(msg string) {
 	e.mu.Lock()
 	e.lastErr = msg
 	e.mu.Unlock()
+}
+
+// hold keeps a received message for the next sws_server_recv.
+func (e *entry) hold(m testserver.Message) {
+	e.mu.Lock()
+	e.held = &m
+	e.mu.Unlock()
+}
+
+func (e *entry) takeHeld() (testserver.Message, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.held == nil {
+		return testserver.Message{}, false
+	}
+	m := *e.held
+	e.held = nil
+	return m, true
 }
 
 func (e *entry) lastError() string {
@@ -47,12 +68,12 @@ var globalErr = struct {
 
 var errBadHandle = &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("unknown, freed or invalid handle")}
 
-func register(c *core.Client) int64 {
+func register(e *entry) int64 {
 	handles.Lock()
 	defer handles.Unlock()
 	h := handles.next
 	handles.next++
-	handles.m[h] = &entry{client: c}
+	handles.m[h] = e
 	return h
 }
 

@@ -52,6 +52,18 @@ _SIGNATURES: dict[str, list[Any]] = {
     "sws_set_callback": [c_int64, c_void_p, c_void_p],
     "sws_set_backoff": [c_int64, c_void_p, c_int64],
     "sws_set_header_provider": [c_int64, c_void_p, c_void_p],
+    "sws_server_start": [c_int64, c_int32, c_int32, _I64P],
+    "sws_server_url": [c_int64, c_void_p, c_int64, _I64P],
+    "sws_server_send": [c_int64, c_int64, c_void_p, c_int64, c_int32],
+    "sws_server_recv": [c_int64, c_int32, c_void_p, c_int64, _I64P, _I32P, _I64P],
+    "sws_server_clients": [c_int64, c_void_p, c_int32, _I32P],
+    "sws_server_reset": [c_int64, c_int64],
+    "sws_server_close": [c_int64, c_int64, c_int32, c_void_p, c_int64],
+    "sws_server_blackhole": [c_int64, c_int64],
+    "sws_server_refuse": [c_int64, c_int32, c_int32, c_int32],
+    "sws_server_accept": [c_int64],
+    "sws_server_flood": [c_int64, c_int64, c_int64, c_int32],
+    "sws_server_counts": [c_int64, c_void_p, c_int32],
 }
 
 
