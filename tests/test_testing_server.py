@@ -162,7 +162,7 @@ def test_methods_are_safe_from_many_threads(steadyws_server: Server) -> None:
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda s: s.send(3), TypeError, "message must be str or bytes"),
+        (lambda s: s.send(3), TypeError, "message must be str or bytes-like"),
         (lambda s: s.blackhole(-1), ValueError, "seconds"),
         (lambda s: s.blackhole("1"), TypeError, "seconds"),
         (lambda s: s.refuse(101), ValueError, "status"),

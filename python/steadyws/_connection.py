@@ -50,6 +50,7 @@ from ._options import (
     check_close,
     check_positive_int,
     check_timeout,
+    encode_message,
     redact_url,
 )
 
@@ -240,14 +241,7 @@ class WebSocket:
         Raises NotConnected while (re)connecting and ConnectionClosed once the
         connection has ended: a message is never queued for later.
         """
-        if isinstance(message, str):
-            data, text = message.encode("utf-8"), 1
-        elif isinstance(message, bytes):
-            data, text = message, 0
-        elif isinstance(message, (bytearray, memoryview)):
-            data, text = bytes(message), 0
-        else:
-            raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+        data, text = encode_message(message)
         if _ffi._forked:
             _ffi.check_fork()
         rc = lib.sws_send(self._h.value, data, len(data), text)
@@ -272,12 +266,7 @@ class WebSocket:
         payloads: list[bytes] = []
         words = array.array("I")
         for message in messages:
-            if isinstance(message, str):
-                data, text = message.encode("utf-8"), 1
-            elif isinstance(message, (bytes, bytearray, memoryview)):
-                data, text = bytes(message), 0
-            else:
-                raise TypeError(f"messages must be str or bytes-like, not {type(message).__name__}")
+            data, text = encode_message(message, "messages")
             payloads.append(data)
             words.extend((len(data), text))
         if not payloads:

@@ -127,6 +127,18 @@ def check_path(name: str, value: str | os.PathLike[str] | None) -> str:
     return os.fspath(value)
 
 
+def encode_message(message: object, name: str = "message") -> tuple[bytes, int]:
+    """A message's bytes and its kind: 1 for text (``str``, sent as UTF-8),
+    0 for binary (bytes-like)."""
+    if isinstance(message, str):
+        return message.encode("utf-8"), 1
+    if isinstance(message, bytes):
+        return message, 0
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message), 0
+    raise TypeError(f"{name} must be str or bytes-like, not {type(message).__name__}")
+
+
 def check_close(code: int, reason: str) -> bytes:
     """RFC 6455 7.4: the codes a client may send; a reason of at most 123 bytes."""
     if isinstance(code, bool) or not isinstance(code, int):

@@ -28,7 +28,7 @@ from typing import Union
 
 from . import _ffi
 from ._errors import ErrorCode, WebSocketError
-from ._options import check_close
+from ._options import check_close, encode_message
 
 Message = Union[str, bytes]
 
@@ -91,12 +91,7 @@ class Server:
         self._send(-1, message)
 
     def _send(self, client: int, message: Message) -> None:
-        if isinstance(message, str):
-            data, text = message.encode("utf-8"), 1
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            data, text = bytes(message), 0
-        else:
-            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        data, text = encode_message(message)
         self._call("send", lambda h: _ffi.lib.sws_server_send(h, client, data, len(data), text))
 
     def flood(self, n: int, size: int = 200) -> None:
