@@ -1,5 +1,8 @@
 """python -m steadyws URL: a small interactive client.
 
+(``python -m steadyws demo [--seconds N]`` runs the demo instead: a feed
+surviving resets, blackholes, bursts, refusals and closes on loopback.)
+
 Prints every message received; sends every line typed on stdin (without its
 newline). At the end of input it waits until the replies stop (QUIET seconds
 without a message), then closes the connection normally.
@@ -63,8 +66,22 @@ def _receive(ws: steadyws.WebSocket, eof: threading.Event) -> None:
             return
 
 
+def _demo(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m steadyws demo", description="a feed surviving a bad day, on loopback")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
+    args = p.parse_args(argv)
+    if not 1 <= args.seconds <= 3600:
+        p.error("--seconds must be between 1 and 3600")
+    from ._demo import run
+
+    return run(args.seconds, sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        return _demo(argv[1:])
+    args = _parse(argv)
     try:
         ws = steadyws.connect(
             args.url,
