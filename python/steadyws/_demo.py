@@ -78,7 +78,8 @@ class _Status:
         s = ws.stats()
         line = (
             f"{t:5.1f}s  {ws.state:<12} {rate:>9,.0f} msg/s  queue {s['queue_depth']:>5,} "
-            f"(high {s['queue_high_water']:,})  reconnects {s['reconnects']}  rtt {s['last_rtt_us'] / 1000:.2f} ms  {note}"
+            f"(high {s['queue_high_water']:,})  reconnects {s['reconnects']}  "
+            f"rtt {s['last_rtt_us'] / 1000:.2f} ms  {note}"
         )
         if self.tty:
             self.out.write("\r\x1b[K" + line)
