@@ -56,8 +56,9 @@ func next(t *testing.T, c *core.Client, kind core.EventKind) core.Event {
 
 func TestSendRecvAndClients(t *testing.T) {
 	s := start(t)
-	a, b := dial(t, core.Options{URL: s.URL()}), dial(t, core.Options{URL: s.URL()})
-	next(t, a, core.EventOpen)
+	a := dial(t, core.Options{URL: s.URL()})
+	next(t, a, core.EventOpen) // a is open first, so it has the lower id
+	b := dial(t, core.Options{URL: s.URL()})
 	next(t, b, core.EventOpen)
 	ids := s.Clients()
 	if len(ids) != 2 {
