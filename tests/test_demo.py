@@ -29,7 +29,7 @@ def test_demo_default_run_recovers_from_every_fault(tmp_path: Path) -> None:
         row = next(line for line in summary.splitlines() if line.startswith(fault))
         if fault != "burst":  # a burst disconnects nobody
             *_, noticed, back = (float(v) for v in re.findall(r"(\d+\.\d+) s", row))
-            assert noticed < 2 and back < 5, row  # heartbeat: 0.5 s + 0.5 s
+            assert noticed < 3 and back < 8, row  # heartbeat: 0.5 s + 0.5 s; margins for a loaded machine
     assert "blackhole" in summary and re.search(r"high-water 2,000", summary)
     received = int(re.search(r"([\d,]+) messages received", summary).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert received > 20_000

@@ -44,7 +44,7 @@ def _faults() -> list[Fault]:
 
     return [
         Fault(2, "TCP reset", lambda srv: srv.reset()),
-        Fault(5, "blackhole 2 s (ping timeout 0.5 s)", lambda srv: srv.blackhole(2)),
+        Fault(5, "blackhole 3 s (ping timeout 0.5 s)", lambda srv: srv.blackhole(3)),
         Fault(9, "burst of 50,000 ticks", lambda srv: srv.flood(50_000, 200)),
         Fault(12, "503 with Retry-After: 1", refuse_then_reset),
         Fault(15, "close 1001, then reopen", lambda srv: srv.close(1001, "going away")),
