@@ -84,7 +84,9 @@ fuzz() {
 	local target
 	for target in $(go test ./core -list '^Fuzz' | grep '^Fuzz'); do
 		log "fuzz $target for ${FUZZTIME:-10m}"
-		go test ./core -run '^$' -fuzz "^$target\$" -fuzztime "${FUZZTIME:-10m}"
+		# -timeout 0: go test's default 10m timeout would end a 10m fuzz run
+		# with "context deadline exceeded".
+		go test ./core -run '^$' -fuzz "^$target\$" -fuzztime "${FUZZTIME:-10m}" -timeout 0
 	done
 }
 
