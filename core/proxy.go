@@ -86,9 +86,6 @@ func (s *settings) resolveProxy() error {
 // NO_PROXY, with golang.org/x/net's rules for reading them.
 type ProxyEnv = httpproxy.Config
 
-// ProxyFromEnvironment reads the process's environment variables.
-func ProxyFromEnvironment() *ProxyEnv { return httpproxy.FromEnvironment() }
-
 // dialProxy connects to addr, host:port, through the proxy p.
 func dialProxy(ctx context.Context, p *url.URL, addr string, maxResponse int64) (net.Conn, error) {
 	if p.Scheme == "http" {

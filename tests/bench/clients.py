@@ -92,18 +92,23 @@ async def steadyws_aio_many(urls: list[str], secs: float, count: list[int]) -> N
 # -- websockets ---------------------------------------------------------------
 
 
+async def _rate(stream: Any, n: int) -> float:
+    """Messages per second over the first n of an async stream, from its first message."""
+    got, start = 0, 0.0
+    async for _ in stream:
+        if not start:
+            start = time.perf_counter()
+        got += 1
+        if got == n:
+            break
+    return (n - 1) / (time.perf_counter() - start)
+
+
 async def websockets_flood_async(url: str, n: int) -> float:
     import websockets
 
     async with websockets.connect(url, max_size=None, compression=None) as ws:
-        got, start = 0, 0.0
-        async for _ in ws:
-            if not start:
-                start = time.perf_counter()
-            got += 1
-            if got == n:
-                break
-        return (n - 1) / (time.perf_counter() - start)
+        return await _rate(ws, n)
 
 
 async def websockets_echo_async(url: str, n: int) -> list[float]:
@@ -148,14 +153,7 @@ async def aiohttp_flood(url: str, n: int) -> float:
     import aiohttp
 
     async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as ws:
-        got, start = 0, 0.0
-        async for _ in ws:
-            if not start:
-                start = time.perf_counter()
-            got += 1
-            if got == n:
-                break
-        return (n - 1) / (time.perf_counter() - start)
+        return await _rate(ws, n)
 
 
 async def aiohttp_echo(url: str, n: int) -> list[float]:
