@@ -1,22 +1,29 @@
 package main
 
+/*
+#include "sws_abi.h"
+*/
+import "C"
+
 import (
 	"errors"
 	"unsafe"
 
 	"github.com/steadyws/steadyws/core"
-	"github.com/steadyws/steadyws/core/testserver"
 )
 
 // guard is the one wrapper every export runs in: a panic becomes
-// CodeInternal, an error is recorded for sws_last_error, and the result is
-// the error's stable code.
-func guard(h int64, f func() error) int32 {
+// SWS_ERR_INTERNAL, a failure's message (and, for SWS_ERR_CLOSED, how the
+// connection ended) is written into the caller's sws_error, and the result
+// is the error's stable code. The error travels with the call that failed:
+// there is no shared "last error" for another thread to overwrite.
+func guard(errp unsafe.Pointer, f func() error) int32 {
 	err := recovered(f)
-	if err != nil {
-		recordError(h, err)
+	code := core.CodeOf(err)
+	if errp != nil {
+		fillError((*C.sws_error)(errp), code, err)
 	}
-	return int32(core.CodeOf(err))
+	return int32(code)
 }
 
 // recovered runs f; core.Recover must be the deferred function itself for
@@ -26,38 +33,53 @@ func recovered(f func() error) (err error) {
 	return f()
 }
 
-// withHandle runs f on the entry of client handle h under guard.
-func withHandle(h int64, f func(e *entry) error) int32 {
-	return guard(h, func() error {
-		e, err := lookup(h)
+// fillError writes err into out. On success only the code is written.
+func fillError(out *C.sws_error, code core.Code, err error) {
+	out.code = C.int32_t(code)
+	if err == nil {
+		out.text_len = 0
+		out.text[0] = 0
+		return
+	}
+	out.close_code, out.end_code, out.status, out.closed_by, out.dialing = 0, 0, 0, 0, 0
+	out.reason[0] = 0
+	var e *core.Error
+	if errors.As(err, &e) {
+		out.status = C.int32_t(e.Status)
+		if end := e.End; end != nil {
+			out.close_code, out.end_code = C.int32_t(end.Code), C.int32_t(end.Err)
+			out.status, out.closed_by = C.int32_t(end.Status), C.int32_t(end.ClosedBy)
+			if end.Dialing {
+				out.dialing = 1
+			}
+			putString(unsafe.Pointer(&out.reason[0]), len(out.reason), end.Reason)
+		}
+	}
+	msg := err.Error()
+	if e != nil && e.End != nil && e.End.Detail != "" {
+		msg = e.End.Detail
+	}
+	out.text_len = C.int64_t(len(msg))
+	putString(unsafe.Pointer(&out.text[0]), len(out.text), msg)
+}
+
+// putString copies s, truncated and NUL-terminated, into a C char array.
+func putString(p unsafe.Pointer, size int, s string) {
+	buf := unsafe.Slice((*byte)(p), size)
+	n := copy(buf[:size-1], s)
+	buf[n] = 0
+}
+
+// withClient runs f on the client of handle h under guard.
+func withClient(h int64, errp unsafe.Pointer, f func(e *entry) error) int32 {
+	return guard(errp, func() error {
+		e, err := lookup(h, kindClient)
 		if err != nil {
 			return err
-		}
-		if e.client == nil {
-			return errNotClient
 		}
 		return f(e)
 	})
 }
-
-// withServer runs f on the test server of handle h under guard.
-func withServer(h int64, f func(e *entry, s *testserver.Server) error) int32 {
-	return guard(h, func() error {
-		e, err := lookup(h)
-		if err != nil {
-			return err
-		}
-		if e.server == nil {
-			return errNotServer
-		}
-		return f(e, e.server)
-	})
-}
-
-var (
-	errNotClient = &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("a test server handle, not a connection")}
-	errNotServer = &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("a connection handle, not a test server")}
-)
 
 func invalid(name, msg string) error {
 	return &core.Error{Code: core.CodeInvalidArgument, Op: name, Err: errors.New(msg)}
@@ -114,6 +136,29 @@ func copyString(p unsafe.Pointer, cap int64, s string, outLen unsafe.Pointer) er
 
 func tooSmall() error {
 	return &core.Error{Code: core.CodeBufferTooSmall, Op: "buf", Err: errors.New("buffer too small")}
+}
+
+// copyInt64s copies v into out (cap entries) and stores len(v) in *outN.
+func copyInt64s(out unsafe.Pointer, cap int32, v []int64, outN unsafe.Pointer) error {
+	if err := store("out_n", outN, int32(len(v))); err != nil {
+		return err
+	}
+	if cap < 0 || (cap > 0 && out == nil) {
+		return invalid("out", "NULL pointer or negative capacity")
+	}
+	n := copy(unsafe.Slice((*int64)(out), cap), v)
+	if n < len(v) {
+		return tooSmall()
+	}
+	return nil
+}
+
+// timeoutMs checks a timeout in milliseconds: 0 means "check now".
+func timeoutMs(ms int32) error {
+	if ms < 0 {
+		return invalid("timeout_ms", "must not be negative")
+	}
+	return nil
 }
 
 var errTimeout = errors.New("timed out")

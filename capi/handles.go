@@ -8,23 +8,31 @@ import (
 	"github.com/steadyws/steadyws/core/testserver"
 )
 
-// entry is what a handle stands for: a client or a test server.
+// kind is what a handle stands for.
+type kind int
+
+const (
+	kindClient kind = iota
+	kindServer
+	kindHub
+)
+
+var kindNames = [...]string{"a connection", "a test server", "a hub"}
+
+// entry is what a handle stands for: a client, a test server or a hub.
 type entry struct {
+	kind   kind
 	client *core.Client
 	server *testserver.Server
+	hub    *core.Hub
 	held   *testserver.Message // a received message too big for the last buffer
 
 	mu      sync.Mutex
-	lastErr string
-	wakeup  *eventFD     // created on first sws_wakeup_fd
-	scratch []core.Event // reused by sws_poll; pollMu serializes its use
+	freed   bool
+	wakeup  *eventFD     // created on first sws_wakeup_fd / sws_hub_wakeup_fd
+	scratch []core.Event // reused by polls; pollMu serializes its use
+	src     []uint32     // the hub's member ids of the scratch events
 	pollMu  sync.Mutex
-}
-
-func (e *entry) setLastError(msg string) {
-	e.mu.Lock()
-	e.lastErr = msg
-	e.mu.Unlock()
 }
 
 // hold keeps a received message for the next sws_server_recv.
@@ -45,10 +53,42 @@ func (e *entry) takeHeld() (testserver.Message, bool) {
 	return m, true
 }
 
-func (e *entry) lastError() string {
+// wakeupFD returns the entry's eventfd, made on first use and given to
+// install; after free it fails, so it can never race the close.
+func (e *entry) wakeupFD(install func(core.Signal)) (int32, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.lastErr
+	if e.freed {
+		return 0, errBadHandle
+	}
+	if e.wakeup == nil {
+		fd, err := newEventFD()
+		if err != nil {
+			return 0, &core.Error{Code: core.CodeInternal, Op: "eventfd", Err: err}
+		}
+		e.wakeup = fd
+		install(fd)
+	}
+	return int32(e.wakeup.fd), nil
+}
+
+// closeWakeup closes the eventfd once the entry is freed.
+func (e *entry) closeWakeup() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.freed = true
+	if e.wakeup != nil {
+		_ = e.wakeup.Close()
+		e.wakeup = nil
+	}
+}
+
+// events returns the entry's scratch space for n events; pollMu must be held.
+func (e *entry) events(n int) ([]core.Event, []uint32) {
+	if cap(e.scratch) < n {
+		e.scratch, e.src = make([]core.Event, n), make([]uint32, n)
+	}
+	return e.scratch[:n], e.src[:n]
 }
 
 // handles is the table of live handles. Handles are never reused, so a
@@ -59,12 +99,6 @@ var handles = struct {
 	next int64
 	m    map[int64]*entry
 }{next: 1, m: map[int64]*entry{}}
-
-// globalErr holds the last error of a call that had no valid handle.
-var globalErr = struct {
-	sync.Mutex
-	msg string
-}{}
 
 var errBadHandle = &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("unknown, freed or invalid handle")}
 
@@ -77,14 +111,18 @@ func register(e *entry) int64 {
 	return h
 }
 
-// lookup is the one place a handle becomes an entry.
-func lookup(h int64) (*entry, error) {
+// lookup is the one place a handle becomes an entry of kind k.
+func lookup(h int64, k kind) (*entry, error) {
 	handles.Lock()
-	defer handles.Unlock()
-	if e, ok := handles.m[h]; ok {
-		return e, nil
+	e, ok := handles.m[h]
+	handles.Unlock()
+	switch {
+	case !ok:
+		return nil, errBadHandle
+	case e.kind != k:
+		return nil, &core.Error{Code: core.CodeBadHandle, Op: "handle", Err: errors.New("the handle is " + kindNames[e.kind] + ", not " + kindNames[k])}
 	}
-	return nil, errBadHandle
+	return e, nil
 }
 
 // unregister removes h; later lookups fail.
@@ -103,16 +141,4 @@ func liveHandles() int {
 	handles.Lock()
 	defer handles.Unlock()
 	return len(handles.m)
-}
-
-// recordError keeps err's message for sws_last_error: on the handle's entry
-// if it exists, else globally.
-func recordError(h int64, err error) {
-	if e, lerr := lookup(h); lerr == nil {
-		e.setLastError(err.Error())
-		return
-	}
-	globalErr.Lock()
-	globalErr.msg = err.Error()
-	globalErr.Unlock()
 }

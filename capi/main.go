@@ -8,4 +8,6 @@
 // libsteadyws.h documents every function and its return codes.
 package main
 
+//go:generate go run ./internal/abigen -src . -header sws_abi.h -python ../python/steadyws/_abi.py
+
 func main() {}

@@ -22,6 +22,17 @@ import (
 // stopWait bounds how long stopping a test server waits for its goroutines.
 const stopWait = 5 * time.Second
 
+// withServer runs f on the test server of handle h under guard.
+func withServer(h int64, errp unsafe.Pointer, f func(e *entry, s *testserver.Server) error) int32 {
+	return guard(errp, func() error {
+		e, err := lookup(h, kindServer)
+		if err != nil {
+			return err
+		}
+		return f(e, e.server)
+	})
+}
+
 // serverErr gives the test server's errors their codes.
 func serverErr(op string, err error) error {
 	switch {
@@ -45,8 +56,8 @@ func stopServer(s *testserver.Server) error {
 // sws_server_recv) and max_clients of 0 take their defaults.
 //
 //export sws_server_start
-func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32, outHandle unsafe.Pointer) int32 {
-	return guard(0, func() error {
+func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32, outHandle unsafe.Pointer, errp unsafe.Pointer) int32 {
+	return guard(errp, func() error {
 		if outHandle == nil {
 			return invalid("out_handle", "NULL pointer")
 		}
@@ -59,7 +70,7 @@ func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32,
 		if err != nil {
 			return &core.Error{Code: core.CodeNetwork, Op: "server_start", Err: err}
 		}
-		return store("out_handle", outHandle, register(&entry{server: s}))
+		return store("out_handle", outHandle, register(&entry{kind: kindServer, server: s}))
 	})
 }
 
@@ -67,8 +78,8 @@ func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32,
 // for the buffer rules).
 //
 //export sws_server_url
-func sws_server_url(h int64, buf unsafe.Pointer, cap int64, outLen unsafe.Pointer) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_url(h int64, buf unsafe.Pointer, cap int64, outLen unsafe.Pointer, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		return copyString(buf, cap, s.URL(), outLen)
 	})
 }
@@ -77,8 +88,8 @@ func sws_server_url(h int64, buf unsafe.Pointer, cap int64, outLen unsafe.Pointe
 // text != 0.
 //
 //export sws_server_send
-func sws_server_send(h int64, client int64, data unsafe.Pointer, n int64, text int32) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_send(h int64, client int64, data unsafe.Pointer, n int64, text int32, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		p, err := buffer("data", data, n)
 		if err != nil {
 			return err
@@ -93,8 +104,8 @@ func sws_server_send(h int64, client int64, data unsafe.Pointer, n int64, text i
 // (with *out_len set) keeps the message for a retry with a larger buffer.
 //
 //export sws_server_recv
-func sws_server_recv(h int64, timeoutMs int32, buf unsafe.Pointer, cap int64, outLen, outText, outClient unsafe.Pointer) int32 {
-	return withServer(h, func(e *entry, s *testserver.Server) error {
+func sws_server_recv(h int64, timeout int32, buf unsafe.Pointer, cap int64, outLen, outText, outClient unsafe.Pointer, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(e *entry, s *testserver.Server) error {
 		if outLen == nil || outText == nil || outClient == nil {
 			return invalid("out", "NULL pointer")
 		}
@@ -104,7 +115,10 @@ func sws_server_recv(h int64, timeoutMs int32, buf unsafe.Pointer, cap int64, ou
 		}
 		m, ok := e.takeHeld()
 		if !ok {
-			if m, ok = s.Recv(time.Duration(max(timeoutMs, 0)) * time.Millisecond); !ok {
+			if err := timeoutMs(timeout); err != nil {
+				return err
+			}
+			if m, ok = s.Recv(time.Duration(timeout) * time.Millisecond); !ok {
 				return &core.Error{Code: core.CodeTimeout, Op: "server_recv", Err: errors.New("no message")}
 			}
 		}
@@ -131,8 +145,8 @@ func boolInt(b bool) int32 {
 // in out (up to cap) and their number in *out_n.
 //
 //export sws_server_clients
-func sws_server_clients(h int64, out unsafe.Pointer, cap int32, outN unsafe.Pointer) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_clients(h int64, out unsafe.Pointer, cap int32, outN unsafe.Pointer, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		ids := s.Clients()
 		if err := store("out_n", outN, int32(len(ids))); err != nil {
 			return err
@@ -149,8 +163,8 @@ func sws_server_clients(h int64, out unsafe.Pointer, cap int32, outN unsafe.Poin
 // reset.
 //
 //export sws_server_reset
-func sws_server_reset(h int64, client int64) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_reset(h int64, client int64, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		return serverErr("reset", s.Reset(client))
 	})
 }
@@ -159,8 +173,8 @@ func sws_server_reset(h int64, client int64) int32 {
 // every client), waits up to a second for the answer and closes TCP.
 //
 //export sws_server_close
-func sws_server_close(h int64, client int64, code int32, reason unsafe.Pointer, reasonLen int64) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_close(h int64, client int64, code int32, reason unsafe.Pointer, reasonLen int64, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		r, err := buffer("reason", reason, reasonLen)
 		if err != nil {
 			return err
@@ -176,8 +190,8 @@ func sws_server_close(h int64, client int64, code int32, reason unsafe.Pointer, 
 // nothing read is answered, nothing is sent, new handshakes wait.
 //
 //export sws_server_blackhole
-func sws_server_blackhole(h int64, ms int64) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_blackhole(h int64, ms int64, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		if ms < 0 {
 			return invalid("seconds", "must not be negative")
 		}
@@ -191,8 +205,8 @@ func sws_server_blackhole(h int64, ms int64) int32 {
 // header of that many seconds.
 //
 //export sws_server_refuse
-func sws_server_refuse(h int64, status, retryAfter, times int32) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_refuse(h int64, status, retryAfter, times int32, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		return serverErr("status", s.Refuse(int(status), int(retryAfter), int(times)))
 	})
 }
@@ -200,8 +214,8 @@ func sws_server_refuse(h int64, status, retryAfter, times int32) int32 {
 // sws_server_accept ends sws_server_refuse.
 //
 //export sws_server_accept
-func sws_server_accept(h int64) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_accept(h int64, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		s.Accept()
 		return nil
 	})
@@ -211,8 +225,8 @@ func sws_server_accept(h int64) int32 {
 // client (-1: every client), in the background, as fast as each takes them.
 //
 //export sws_server_flood
-func sws_server_flood(h int64, client int64, n int64, size int32) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_flood(h int64, client int64, n int64, size int32, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		if n < 0 || size < 0 || size > 16<<20 {
 			return invalid("flood", "n must be >= 0 and size 0-16 MiB")
 		}
@@ -224,8 +238,8 @@ func sws_server_flood(h int64, client int64, n int64, size int32) int32 {
 // in out[0..4] (cap at least 5).
 //
 //export sws_server_counts
-func sws_server_counts(h int64, out unsafe.Pointer, cap int32) int32 {
-	return withServer(h, func(_ *entry, s *testserver.Server) error {
+func sws_server_counts(h int64, out unsafe.Pointer, cap int32, errp unsafe.Pointer) int32 {
+	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		if out == nil || cap < 5 {
 			return invalid("out", "needs room for 5 counters")
 		}

@@ -3,70 +3,106 @@ package core
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
-	"github.com/gobwas/ws"
+	"github.com/steadyws/steadyws/core/internal/spawn"
 )
 
 // Client is a WebSocket client connection and its lifecycle. Open starts it;
 // Poll drains its events; Send writes; Close ends it. All methods are safe
 // for concurrent use.
 type Client struct {
-	s      *settings
-	ctx    context.Context // cancelled by Close: aborts a dial in progress
-	cancel context.CancelFunc
-	q      *queue
-	stats  stats
-	done   chan struct{} // closed when no goroutine of this client is left
+	s         *settings
+	ctx       context.Context // cancelled by Close: aborts a dial in progress
+	cancel    context.CancelFunc
+	q         *queue
+	stats     stats
+	group     spawn.Group   // every goroutine of the client but its supervisor
+	done      chan struct{} // closed when no goroutine of this client is left
+	once      sync.Once     // guards the end
+	startOnce sync.Once
 
 	mu          sync.Mutex
 	state       State
-	conn        *conn  // the open connection, nil otherwise
-	err         *Error // why the client ended, if it failed
+	conn        *conn // the open connection, nil otherwise
+	connNo      int   // connections opened so far: conn's number
+	ready       bool  // conn takes every sender's messages (see Options.OpenGate)
+	end         *End  // set once the client's end is decided
+	err         *Error
 	subprotocol string
+
+	member atomic.Pointer[member] // the hub member that observes the lifecycle
 
 	// Lifecycle, for stats and the reconnect policy.
 	everOpened atomic.Bool
 	openedAt   atomic.Int64 // unix ns of the current open, 0 when not open
 
 	// Reconnect state (reconnect.go).
-	policy     Backoff                     // guarded by mu; SetBackoff changes it live
-	headerFunc func() (http.Header, error) // guarded by mu
-	attempt    int                         // owned by run: attempts since the last healthy connection
-	sched      int                         // owned by run: position in the backoff schedule
+	policy  Backoff // guarded by mu; SetBackoff changes it live
+	attempt int     // owned by the supervisor: attempts since the last healthy connection
+	sched   int     // owned by the supervisor: position in the backoff schedule
+	headers headerRequests
 
-	// Close handshake state.
+	// Close handshake state, guarded by mu.
 	userClosed  bool // Close or Abort was called: never reconnect
 	closeCode   int
 	closeReason string
-	closeTimer  *time.Timer
 }
 
 // Open validates o and starts connecting in the background; it does no I/O
 // itself. The outcome arrives as an EventOpen or an EventClosed.
 func Open(o Options) (*Client, error) {
+	c, err := NewClient(o)
+	if err != nil {
+		return nil, err
+	}
+	c.Start()
+	return c, nil
+}
+
+// NewClient validates o and returns a client that has not started, to be
+// attached to a hub before Start so that the hub sees every event.
+func NewClient(o Options) (*Client, error) {
 	s, err := o.validate()
 	if err != nil {
 		return nil, err
 	}
-	c := newClient(s)
-	go c.run()
-	return c, nil
+	return newClient(s), nil
+}
+
+// Start starts connecting in the background. Only the first call counts.
+func (c *Client) Start() {
+	c.startOnce.Do(func() { spawn.Go("supervisor", c.supervisorPanicked, c.run) })
 }
 
 // newClient builds a client that has not started.
 func newClient(s *settings) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{s: s, ctx: ctx, cancel: cancel, q: newQueue(s.MaxQueue, s.MaxQueueBytes, s.Overflow), done: make(chan struct{})}
+	c := &Client{s: s, ctx: ctx, cancel: cancel, q: newQueue(int(s.MaxQueue), s.MaxQueueBytes, s.Overflow), done: make(chan struct{})}
 	if s.Reconnect != nil {
 		c.policy = *s.Reconnect
 	}
-	c.headerFunc = s.HeaderFunc
+	c.group.OnPanic = c.goroutinePanicked
 	return c
+}
+
+// goroutinePanicked ends the current connection with the panic of one of
+// its goroutines; the reconnect policy then runs as for any failure.
+func (c *Client) goroutinePanicked(err error) {
+	c.mu.Lock()
+	cn := c.conn
+	c.mu.Unlock()
+	if cn != nil {
+		cn.die(internalError(err))
+	}
+}
+
+// supervisorPanicked ends the client when its supervisor panicked.
+func (c *Client) supervisorPanicked(err error) {
+	cause := internalError(err)
+	c.finish(fate{cause: cause, end: endOf(cause, SideNone)})
 }
 
 // safely runs f, turning a panic into an internal error.
@@ -75,31 +111,27 @@ func safely(op string, f func() error) (err error) {
 	return f()
 }
 
-// run is the client's supervisor goroutine: it dials, becomes the reader
-// of the connection, and when the connection ends decides whether to dial
-// again (see retry). Each connection adds at most a heartbeat goroutine and
-// a short-lived one that sends a close frame; all end with the connection.
+// run is the client's supervisor: it dials, becomes the reader of the
+// connection, and when the connection ends follows its fate (see plan).
+// Each connection adds a heartbeat goroutine and, on close, one that sends
+// the close frame; all belong to the group and end with the connection.
 func (c *Client) run() {
-	var err error
+	var last fate
 	for {
-		var cn *conn
-		cn, err = c.connect()
-		var upFor time.Duration
+		cn, err := c.connect()
 		if err == nil {
-			start := time.Now()
-			err = c.session(cn)
-			upFor = time.Since(start)
+			last = c.session(cn)
+		} else {
+			last = c.plan(err, nil)
 		}
-		delay, again := c.retry(err, cn != nil, upFor)
-		if !again {
+		if !c.follow(last, cn != nil) {
 			break
 		}
-		if !c.sleep(delay) {
-			err = c.closedByUser()
+		if !c.sleep(last.delay) {
 			break
 		}
 	}
-	_ = safely("finish", func() error { c.finish(err); return nil })
+	c.finish(last)
 }
 
 // connect dials once, with fresh headers.
@@ -121,92 +153,125 @@ func (c *Client) connect() (cn *conn, err error) {
 	return cn, err
 }
 
-// session runs one open connection to its end and returns why it ended.
-func (c *Client) session(cn *conn) error {
-	err := safely("read", func() error { return c.serve(cn) })
-	cn.die(err)
-	err = cn.endCause()
+// session runs one open connection to its end and returns its fate.
+func (c *Client) session(cn *conn) fate {
+	c.open(cn)
+	if c.s.PingInterval > 0 {
+		c.group.Go("heartbeat", func() { c.heartbeat(cn) })
+	}
+	err := safely("read", func() error { return c.readLoop(cn) })
+	f := c.settle(cn, err)
+	c.finishConn(cn, f.cause)
 	c.mu.Lock()
-	c.conn = nil
+	c.conn, c.ready = nil, false
 	c.mu.Unlock()
 	c.openedAt.Store(0)
-	return err
+	return f
 }
 
-// serve announces the open connection and reads until it ends.
-func (c *Client) serve(cn *conn) error {
+// open announces the new connection. With the open gate, only the sends of
+// its on_open (Options.OpenGate) go out until Ready is called.
+func (c *Client) open(cn *conn) {
 	c.stats.add(StatConnects, 1)
+	now := time.Now()
+	cn.openedAt = now
 	c.mu.Lock()
 	c.conn, c.subprotocol = cn, cn.subprotocol
-	opened := c.transitionLocked(StateOpen)
+	c.connNo++
+	n := c.connNo
+	c.ready = !c.s.OpenGate
+	if c.ready {
+		c.transitionLocked(StateOpen)
+	}
+	closing := c.userClosed
 	c.mu.Unlock()
-	if opened {
-		if c.everOpened.Swap(true) {
-			c.stats.add(StatReconnects, 1)
-		}
-		c.openedAt.Store(time.Now().UnixNano())
-		c.q.putEvent(Event{Kind: EventOpen, Data: []byte(cn.subprotocol)})
-	} else {
-		go c.closeConn(cn) // Close was called while the handshake finished
+	if c.everOpened.Swap(true) {
+		c.stats.add(StatReconnects, 1)
 	}
-	if c.s.PingInterval > 0 {
-		go c.heartbeat(cn)
+	c.openedAt.Store(now.UnixNano())
+	c.emit(Event{Kind: EventOpen, Data: []byte(cn.subprotocol), Runes: n})
+	if closing {
+		c.group.Go("close", func() { c.closeConn(cn) }) // Close came while the handshake finished
 	}
-	err := c.readLoop(cn)
-	if _, ok := AsCloseError(err); ok {
+}
+
+// Ready tells the client that connection n's on_open has returned: every
+// sender may use it now. It is a no-op for any other connection.
+func (c *Client) Ready(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && c.connNo == n && !c.ready {
+		c.ready = true
+		c.transitionLocked(StateOpen)
+	}
+}
+
+// settle decides the fate of a connection whose reader has returned with
+// err, before the rest of its close: from here on, a sender that finds it
+// dead learns at once whether the client reconnects or has ended.
+func (c *Client) settle(cn *conn, err error) fate {
+	cause := cn.endCause(err)
+	f := c.plan(cause, cn)
+	if !f.again {
+		c.decideEnd(f.end)
+	}
+	cn.fate = f
+	close(cn.settled)
+	return f
+}
+
+// finishConn completes the end of a connection: the rest of the close
+// handshake, then the socket.
+func (c *Client) finishConn(cn *conn, cause error) {
+	if _, ok := AsCloseError(cause); ok {
 		cn.awaitServerClose(c.closeDeadline())
-	} else if code := closeCodeFor(err); code != CloseAbnormal {
+	} else if code := closeCodeFor(cause); code != CloseAbnormal && !cn.isDead() {
 		// We end it (RFC 6455 7.1.7): tell the peer why, best effort.
 		_ = cn.writeClose(code, "")
 	}
-	return err
+	cn.die(cause)
 }
 
-// closedByUser is the end reported when Close interrupted a reconnect.
-func (c *Client) closedByUser() error {
+// decideEnd records the client's end once; later decisions are ignored, so
+// a Close of ours is the end even if the connection then fails.
+func (c *Client) decideEnd(e End) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &CloseError{Code: c.closeCode, Reason: c.closeReason}
+	if c.end == nil {
+		c.end = &e
+	}
 }
 
-// finish reports the end of the client once: the terminal EventClosed, the
-// closed state, and the done channel.
-func (c *Client) finish(err error) {
-	ev := closeEvent(EventClosed, err)
-	if ev.Err != CodeOK {
-		e := wrap("connection", err)
+// finish reports the end of the client, whose last connection or attempt
+// had fate last, once: the closed state, the terminal EventClosed, and --
+// after every goroutine of the group has returned -- the done channel.
+func (c *Client) finish(last fate) {
+	c.once.Do(func() {
+		c.decideEnd(last.end)
 		c.mu.Lock()
-		c.err = e
+		end := *c.end
+		if end.Err != CodeOK {
+			c.err = wrap("connection", last.cause)
+			if c.err == nil {
+				c.err = &Error{Code: end.Err, Op: "connection", Err: errors.New(end.Detail)}
+			}
+		}
+		c.transitionLocked(StateClosed)
 		c.mu.Unlock()
-	}
-	c.mu.Lock()
-	c.transitionLocked(StateClosed)
-	if c.closeTimer != nil {
-		c.closeTimer.Stop()
-	}
-	c.mu.Unlock()
-	c.cancel()
-	c.q.putEvent(ev)
-	c.q.close()
-	close(c.done)
+		c.cancel()
+		c.group.Close()
+		c.emit(end.event(EventClosed))
+		c.q.close()
+		close(c.done)
+	})
 }
 
-// closeEvent describes the end of a connection, err, as an event of kind:
-// the peer's close code and reason, or the code we closed with and our
-// error. The data is the reason, or the error's message.
-func closeEvent(kind EventKind, err error) Event {
-	ev := Event{Kind: kind, CloseCode: CloseAbnormal}
-	if ce, ok := AsCloseError(err); ok {
-		ev.CloseCode, ev.Data = ce.Code, []byte(ce.Reason)
-		return ev
+// emit queues a lifecycle event and shows it to the observer, if any.
+func (c *Client) emit(ev Event) {
+	c.q.putEvent(ev)
+	if m := c.member.Load(); m != nil {
+		m.lifecycle(ev)
 	}
-	e := wrap("connection", err)
-	ev.Err, ev.Status, ev.Data = e.Code, e.Status, []byte(e.Error())
-	ev.Dialing = e.Op == "dial" || e.Op == "proxy"
-	if code := closeCodeFor(err); code != CloseAbnormal {
-		ev.CloseCode = code
-	}
-	return ev
 }
 
 // transitionLocked moves to state to if the state table allows it.
@@ -239,73 +304,34 @@ func (c *Client) Err() *Error {
 	return c.err
 }
 
+// End returns how the client ended, once that is decided: after its end,
+// after Close, or once its last connection was lost for good.
+func (c *Client) End() (End, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.end == nil {
+		return End{}, false
+	}
+	return *c.end, true
+}
+
 // Done is closed when the client has stopped and all its goroutines are gone.
 func (c *Client) Done() <-chan struct{} { return c.done }
-
-// Send writes one message: a text frame if text (p must be UTF-8), else a
-// binary frame. It fails at once with CodeNotConnected while connecting and
-// CodeClosed once closing: a message is never queued for later.
-func (c *Client) Send(p []byte, text bool) error {
-	return c.SendBatch([][]byte{p}, []bool{text})
-}
-
-// SendBatch writes several messages under one lock, coalesced into as few
-// socket writes as possible. It checks every message before writing any.
-func (c *Client) SendBatch(msgs [][]byte, text []bool) error {
-	cn, err := c.openConn()
-	if err != nil {
-		return err
-	}
-	ops := make([]ws.OpCode, len(msgs))
-	size := 0
-	for i, p := range msgs {
-		ops[i] = ws.OpBinary
-		if text[i] {
-			if !utf8.Valid(p) {
-				return invalidArg("message", "text must be valid UTF-8 (message %d)", i)
-			}
-			ops[i] = ws.OpText
-		}
-		size += len(p)
-	}
-	if err := cn.writeFrames(ops, msgs); err != nil {
-		return err
-	}
-	c.stats.add(StatMessagesOut, int64(len(msgs)))
-	c.stats.add(StatBytesOut, int64(size))
-	return nil
-}
-
-// openConn returns the open connection, or why there is none.
-func (c *Client) openConn() (*conn, error) {
-	c.mu.Lock()
-	cn, st, cause := c.conn, c.state, c.err
-	c.mu.Unlock()
-	switch {
-	case st == StateConnecting || st == StateReconnecting:
-		return nil, &Error{Code: CodeNotConnected, Op: "send", Err: errors.New("the connection is not open yet")}
-	case st != StateOpen || cn == nil:
-		e := &Error{Code: CodeClosed, Op: "send", Err: errors.New("the connection is closed")}
-		if cause != nil {
-			e.Err = cause
-		}
-		return nil, e
-	}
-	return cn, nil
-}
 
 // Poll waits up to timeout for events and moves up to len(dst) of them into
 // dst, as many as fit in maxBytes of data. If the next event alone needs
 // more than maxBytes, it returns CodeBufferTooSmall and the size in need;
 // the event stays queued. Once the terminal EventClosed was taken, Poll
-// returns CodeClosed at once.
+// returns CodeClosed at once. The messages of a batch count against
+// MaxQueue and MaxQueueBytes until the next Poll.
 func (c *Client) Poll(dst []Event, maxBytes int, timeout time.Duration) (n, need int, err error) {
 	n, need, closed := c.q.take(dst, maxBytes, timeout)
 	switch {
 	case need > 0:
 		return 0, need, &Error{Code: CodeBufferTooSmall, Op: "poll", Err: errors.New("the next event does not fit")}
 	case closed:
-		return 0, 0, &Error{Code: CodeClosed, Op: "poll", Err: errors.New("no more events")}
+		end, _ := c.End()
+		return 0, 0, end.closedError("poll")
 	}
 	return n, 0, nil
 }
@@ -335,32 +361,39 @@ func (c *Client) Close(code int, reason string) error {
 	}
 	c.userClosed = true
 	c.closeCode, c.closeReason = code, reason
+	if c.end == nil {
+		c.end = &End{Code: code, Reason: reason, ClosedBy: SideClient}
+	}
 	c.transitionLocked(StateClosing) // unless the peer started closing already
 	c.cancel()                       // aborts a dial or a reconnect wait
 	c.q.refuse()
 	if cn := c.conn; cn != nil {
-		go c.closeConn(cn)
+		c.group.Go("close", func() { c.closeConn(cn) })
 	}
 	return nil
 }
 
-// closeConn sends our close frame and arms the close timeout.
+// closeConn sends our close frame and waits, at most CloseTimeout, for the
+// connection to end (RFC 6455 7.1.1: the server then closes TCP).
 func (c *Client) closeConn(cn *conn) {
-	_ = safely("close", func() error {
-		c.mu.Lock()
-		code, reason := c.closeCode, c.closeReason
-		c.closeTimer = time.AfterFunc(c.s.CloseTimeout, func() {
-			_ = safely("close timeout", func() error {
-				cn.die(&Error{Code: CodeTimeout, Op: "close", Err: errors.New("no close frame from the server within close_timeout")})
-				return nil
-			})
-		})
-		c.mu.Unlock()
-		if err := cn.writeClose(code, reason); err != nil && !cn.closeSentErr(err) {
-			cn.die(err)
-		}
-		return nil
-	})
+	c.mu.Lock()
+	code, reason := c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if err := cn.writeClose(code, reason); err != nil && !cn.closeSentErr(err) {
+		cn.die(err)
+		return
+	}
+	var expired <-chan time.Time
+	if c.s.CloseTimeout > 0 {
+		t := time.NewTimer(c.s.CloseTimeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-cn.dead:
+	case <-expired:
+		cn.die(&Error{Code: CodeTimeout, Op: "close", Err: errors.New("no close frame from the server within close_timeout")})
+	}
 }
 
 // peerClosing records that the peer started or answered the close handshake.
@@ -375,6 +408,9 @@ func (c *Client) peerClosing() {
 func (c *Client) Abort(timeout time.Duration) bool {
 	c.mu.Lock()
 	cn := c.conn
+	if !c.userClosed && c.end == nil {
+		c.end = &End{Code: CloseAbnormal, Err: CodeClosed, Detail: "aborted", ClosedBy: SideClient}
+	}
 	c.userClosed = true
 	c.transitionLocked(StateClosing)
 	c.mu.Unlock()
@@ -383,10 +419,14 @@ func (c *Client) Abort(timeout time.Duration) bool {
 	if cn != nil {
 		cn.die(&Error{Code: CodeClosed, Op: "abort", Err: errors.New("aborted")})
 	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
 	case <-c.done:
 		return true
-	case <-time.After(timeout):
+	case <-t.C:
 		return false
 	}
 }
+
+var errClientEnded = errors.New("the connection has ended")

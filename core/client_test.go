@@ -66,7 +66,7 @@ func TestEchoRoundTrip(t *testing.T) {
 	mustOpen(t, c)
 	for _, size := range []int{0, 125, 126, 65535, 65536, 3 << 20} {
 		text := strings.Repeat("é", size/2)
-		if err := c.Send([]byte(text), true); err != nil {
+		if err := c.Send([]byte(text), SendText, 0); err != nil {
 			t.Fatal(err)
 		}
 		ev := next(t, c)
@@ -75,7 +75,7 @@ func TestEchoRoundTrip(t *testing.T) {
 		}
 	}
 	bin := bytes.Repeat([]byte{0, 1, 2, 255}, 1000)
-	if err := c.Send(bin, false); err != nil {
+	if err := c.Send(bin, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ev := next(t, c); ev.Kind != EventBinary || !bytes.Equal(ev.Data, bin) {
@@ -88,7 +88,7 @@ func TestSendDoesNotMaskCallerMemory(t *testing.T) {
 	c := open(t, Options{URL: srv.URL})
 	mustOpen(t, c)
 	p := []byte("keep me as I am")
-	if err := c.Send(p, false); err != nil {
+	if err := c.Send(p, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if string(p) != "keep me as I am" {
@@ -107,14 +107,14 @@ func TestCloseHandshake(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 	ev := next(t, c)
-	if ev.Kind != EventClosed || ev.CloseCode != CloseNormal || ev.Err != CodeOK {
+	if ev.Kind != EventClosed || ev.End.Code != CloseNormal || ev.End.Err != CodeOK {
 		t.Fatalf("got %+v", ev)
 	}
 	<-c.Done()
 	if c.State() != StateClosed {
 		t.Fatalf("state %v", c.State())
 	}
-	if err := c.Send([]byte("x"), true); CodeOf(err) != CodeClosed {
+	if err := c.Send([]byte("x"), SendText, 0); CodeOf(err) != CodeClosed {
 		t.Fatalf("send after close: %v", err)
 	}
 }
@@ -133,7 +133,8 @@ func TestCloseTimeoutWhenServerIgnoresClose(t *testing.T) {
 	if took := time.Since(start); took < 250*time.Millisecond || took > 2*time.Second {
 		t.Fatalf("close took %v, want about close_timeout", took)
 	}
-	if ev := next(t, c); ev.Kind != EventClosed || ev.Err != CodeTimeout || ev.CloseCode != CloseAbnormal {
+	// Our own close is the end, even if the server never answers it.
+	if ev := next(t, c); ev.Kind != EventClosed || ev.End != (End{Code: CloseNormal, ClosedBy: SideClient}) {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -150,7 +151,7 @@ func TestRemoteClose(t *testing.T) {
 		t.Fatalf("got %+v", ev)
 	}
 	for _, kind := range []EventKind{EventDisconnected, EventClosed} {
-		if ev := next(t, c); ev.Kind != kind || ev.CloseCode != 4001 || string(ev.Data) != "bye" || ev.Err != CodeOK {
+		if ev := next(t, c); ev.Kind != kind || ev.End.Code != 4001 || string(ev.Data) != "bye" || ev.End.Err != CodeOK {
 			t.Fatalf("got %+v, want kind %v", ev, kind)
 		}
 	}
@@ -219,7 +220,7 @@ func TestPeerErrorsCloseWithTheRightCode(t *testing.T) {
 			if sent != tc.wantCode {
 				t.Fatalf("client sent close %d, want %d", sent, tc.wantCode)
 			}
-			if ev.Kind != EventClosed || ev.CloseCode != tc.wantCode || ev.Err != tc.wantError {
+			if ev.Kind != EventClosed || ev.End.Code != tc.wantCode || ev.End.Err != tc.wantError {
 				t.Fatalf("event %+v", ev)
 			}
 		})
@@ -266,7 +267,7 @@ func TestBackpressureKeepsEverything(t *testing.T) {
 	c := open(t, Options{URL: srv.URL, MaxQueue: 4})
 	mustOpen(t, c)
 	time.Sleep(100 * time.Millisecond) // let the reader fill the queue
-	if depth, _, _, _ := c.q.depth(); depth > 4 {
+	if depth, _, _, _, _ := c.q.depth(); depth > 4 {
 		t.Fatalf("queue depth %d over max_queue", depth)
 	}
 	for i := 0; i < total; i++ {
@@ -294,7 +295,7 @@ func TestDialFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := open(t, tc.o)
 			ev := next(t, c)
-			if ev.Kind != EventClosed || ev.Err != tc.want {
+			if ev.Kind != EventClosed || ev.End.Err != tc.want {
 				t.Fatalf("got %+v (%v)", ev, c.Err())
 			}
 		})
@@ -315,7 +316,7 @@ func TestHandshakeStatus(t *testing.T) {
 	}()
 	c := open(t, Options{URL: "ws://" + ln.Addr().String() + "/"})
 	ev := next(t, c)
-	if ev.Err != CodeHandshake || ev.Status != 403 {
+	if ev.End.Err != CodeHandshake || ev.End.Status != 403 {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -387,20 +388,21 @@ func TestEncodeDecodeEvents(t *testing.T) {
 		{Kind: EventOpen, Data: []byte("json")},
 		{Kind: EventText, Data: []byte("héllo"), Runes: 5},
 		{Kind: EventBinary, Data: []byte{0, 1}},
-		{Kind: EventClosed, CloseCode: 1006, Status: 503, Err: CodeHandshake, Dialing: true, Data: []byte("r")},
+		End{Code: 1006, Status: 503, Err: CodeHandshake, Dialing: true, Detail: "r"}.event(EventClosed),
+		End{Code: 4001, Reason: "bye", ClosedBy: SideServer}.event(EventDisconnected),
 		{Kind: EventReconnecting, Runes: 7, Delay: 1500 * time.Millisecond},
 	}
 	meta := make([]uint32, len(in)*MetaWords)
 	data := make([]byte, 64)
 	n, size := EncodeEvents(in, meta, data)
-	if n != len(in) || size != 4+6+2+1 {
+	if n != len(in) || size != 4+6+2+1+3 {
 		t.Fatalf("n %d size %d", n, size)
 	}
 	out := DecodeEvents(meta, data, n)
 	for i := range in {
 		if out[i].Kind != in[i].Kind || !bytes.Equal(out[i].Data, in[i].Data) || out[i].Runes != in[i].Runes ||
-			out[i].CloseCode != in[i].CloseCode || out[i].Status != in[i].Status || out[i].Err != in[i].Err ||
-			out[i].Dialing != in[i].Dialing || out[i].Delay != in[i].Delay {
+			out[i].End.Code != in[i].End.Code || out[i].End.Status != in[i].End.Status || out[i].End.Err != in[i].End.Err ||
+			out[i].End != in[i].End || out[i].Delay != in[i].Delay {
 			t.Errorf("event %d: %+v != %+v", i, out[i], in[i])
 		}
 	}
@@ -436,7 +438,7 @@ func TestServerThatNeverClosesTCP(t *testing.T) {
 	c := open(t, Options{URL: srv.URL})
 	mustOpen(t, c)
 	start := time.Now()
-	if ev := nextOf(t, c, EventClosed); ev.CloseCode != CloseNormal || ev.Err != CodeOK {
+	if ev := nextOf(t, c, EventClosed); ev.End.Code != CloseNormal || ev.End.Err != CodeOK {
 		t.Fatalf("got %+v", ev)
 	}
 	if took := time.Since(start); took > time.Second {
@@ -450,7 +452,7 @@ func TestSendBatchKeepsOrderAndTypes(t *testing.T) {
 	mustOpen(t, c)
 	big := bytes.Repeat([]byte{7}, 3*writeChunk+5) // spans several flushes
 	msgs := [][]byte{[]byte("one"), {1, 2}, big, []byte("four")}
-	if err := c.SendBatch(msgs, []bool{true, false, false, true}); err != nil {
+	if err := c.SendBatch(msgs, []bool{true, false, false, true}, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range []EventKind{EventText, EventBinary, EventBinary, EventText} {
@@ -458,7 +460,7 @@ func TestSendBatchKeepsOrderAndTypes(t *testing.T) {
 			t.Fatalf("message %d: kind %v, %d bytes", i, ev.Kind, len(ev.Data))
 		}
 	}
-	if err := c.SendBatch([][]byte{[]byte("ok"), {0xff}}, []bool{true, true}); CodeOf(err) != CodeInvalidArgument {
+	if err := c.SendBatch([][]byte{[]byte("ok"), {0xff}}, []bool{true, true}, 0, 0); CodeOf(err) != CodeInvalidArgument {
 		t.Fatalf("invalid UTF-8 in a batch: %v", err)
 	}
 	if s := c.Stats(); s[StatMessagesOut] != 4 {
@@ -485,4 +487,12 @@ func TestTextRunes(t *testing.T) {
 			t.Errorf("%q: %d %v, want %d %v", tc.in, runes, ok, tc.runes, tc.ok)
 		}
 	}
+}
+
+// textFlag is the send flag for a text or binary message.
+func textFlag(text bool) SendFlags {
+	if text {
+		return SendText
+	}
+	return 0
 }

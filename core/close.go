@@ -92,3 +92,11 @@ func closeCodeFor(err error) int {
 	}
 	return CloseAbnormal
 }
+
+// CheckClose checks a close code and reason as Close would.
+func CheckClose(code int, reason string) error {
+	if err := ValidateCloseCode(code); err != nil {
+		return err
+	}
+	return validCloseReason(reason)
+}

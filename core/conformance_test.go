@@ -236,7 +236,7 @@ func echoUntilClosed(t *testing.T, c *Client) Event {
 		for _, ev := range events[:n] {
 			switch ev.Kind {
 			case EventText, EventBinary:
-				_ = c.Send(ev.Data, ev.Kind == EventText) // fails once the case has closed
+				_ = c.Send(ev.Data, textFlag(ev.Kind == EventText), 0) // fails once the case has closed
 			case EventClosed:
 				return ev
 			}
@@ -252,10 +252,10 @@ func (cc *ccase) check(t *testing.T, out outcome, closed Event) {
 		t.Fatalf("server: %s", out.err)
 	}
 	if out.close != cc.close {
-		t.Fatalf("client sent close %d, want %d (closed event: code %d, %v)", out.close, cc.close, closed.CloseCode, closed.Err)
+		t.Fatalf("client sent close %d, want %d (closed event: code %d, %v)", out.close, cc.close, closed.End.Code, closed.End.Err)
 	}
-	if cc.fail && (closed.CloseCode != cc.close || closed.Err == CodeOK) {
-		t.Fatalf("closed event: code %d, error %v; want %d and an error", closed.CloseCode, closed.Err, cc.close)
+	if cc.fail && (closed.End.Code != cc.close || closed.End.Err == CodeOK) {
+		t.Fatalf("closed event: code %d, error %v; want %d and an error", closed.End.Code, closed.End.Err, cc.close)
 	}
 	for i, ok := range out.failFast {
 		if !ok {

@@ -24,10 +24,13 @@ var errCloseSent = errors.New("close frame already sent")
 type conn struct {
 	client *Client
 	net    net.Conn
+	spill  spiller   // the socket's non-blocking writes, nil if it has none
 	src    io.Reader // buffered frames, starting with any that came with the 101
 
 	subprotocol string
-	peerClose   *CloseError // the peer's close frame, once received
+	openedAt    time.Time
+	peerClose   *CloseError  // the peer's close frame, once received; the reader's
+	firstClose  atomic.Int32 // the Side that sent the first close frame
 
 	arena   arena     // message buffers; the reader's alone
 	inflate *inflater // permessage-deflate state, nil unless negotiated
@@ -38,7 +41,8 @@ type conn struct {
 	unblockedAt   atomic.Int64  // unix ns when it last stopped waiting
 
 	// Write state. writeMu is a lock that a waiter can give up on when the
-	// connection dies, so a stuck socket never blocks Close.
+	// connection dies, so a stuck socket never blocks Close, and that one
+	// goroutine can hand to another (see writeNoWait).
 	writeMu   chan struct{}
 	wbuf      bytes.Buffer
 	closeSent bool // RFC 6455 5.5.1: no data frame after our close frame
@@ -47,13 +51,19 @@ type conn struct {
 	dead     chan struct{}
 	deadOnce sync.Once
 	cause    error // the first failure; written before dead is closed
+
+	// Fate: decided by the supervisor once the reader returned (settle).
+	settled chan struct{}
+	fate    fate // written before settled is closed
 }
 
 func newConn(c *Client, d *dialed) *conn {
-	return &conn{
+	cn := &conn{
 		client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, inflate: d.inflate,
-		writeMu: make(chan struct{}, 1), dead: make(chan struct{}),
+		writeMu: make(chan struct{}, 1), dead: make(chan struct{}), settled: make(chan struct{}),
 	}
+	cn.spill = spillerOf(d.raw)
+	return cn
 }
 
 // die ends the connection with err as its cause; later calls are no-ops, so
@@ -66,15 +76,25 @@ func (cn *conn) die(err error) {
 	})
 }
 
-// endCause is why the connection ended: a received close frame wins over
-// whatever happened after it (the TCP close that follows, a close timeout).
-func (cn *conn) endCause() error {
-	<-cn.dead
-	if cn.peerClose != nil {
+// endCause is why the connection ended, given the error its reader
+// returned: a received close frame wins over whatever happened after it
+// (the TCP close that follows, a close timeout), and a failure that killed
+// the connection wins over the reader's view of it (a closed socket).
+func (cn *conn) endCause(readErr error) error {
+	switch {
+	case cn.peerClose != nil:
 		return cn.peerClose
+	case cn.isDead():
+		return cn.cause
 	}
-	return cn.cause
+	return readErr
 }
+
+// closedBy is who sent the first close frame, SideNone if nobody did.
+func (cn *conn) closedBy() Side { return Side(cn.firstClose.Load()) }
+
+// upFor is how long the connection has been open.
+func (cn *conn) upFor() time.Duration { return time.Since(cn.openedAt) }
 
 func (cn *conn) isDead() bool {
 	select {
@@ -113,6 +133,16 @@ func (cn *conn) lockWrite(timeout time.Duration) error {
 	}
 }
 
+// tryLockWrite takes the write lock if it is free.
+func (cn *conn) tryLockWrite() bool {
+	select {
+	case cn.writeMu <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func (cn *conn) unlockWrite() { <-cn.writeMu }
 
 // writeFrame writes one whole frame under the write lock: data, ping, pong
@@ -129,16 +159,30 @@ func (cn *conn) writeFrames(ops []ws.OpCode, payloads [][]byte) error {
 		return err
 	}
 	defer cn.unlockWrite()
+	if err := cn.writable(); err != nil {
+		return err
+	}
+	if timeout > 0 {
+		_ = cn.net.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	return cn.finishWrite(ops, cn.appendFrames(ops, payloads))
+}
+
+// writable checks, under the write lock, that frames may still be written.
+func (cn *conn) writable() error {
 	if cn.isDead() {
 		return cn.deathError()
 	}
 	if cn.closeSent {
 		return &Error{Code: CodeClosed, Op: "write", Err: errCloseSent}
 	}
-	if timeout > 0 {
-		_ = cn.net.SetWriteDeadline(time.Now().Add(timeout))
-	}
-	err := cn.appendFrames(ops, payloads)
+	return nil
+}
+
+// finishWrite flushes what appendFrames left and records the outcome; a
+// failed write kills the connection (a half-written frame cannot be taken
+// back).
+func (cn *conn) finishWrite(ops []ws.OpCode, err error) error {
 	if err == nil {
 		err = cn.flush()
 	}
@@ -148,8 +192,57 @@ func (cn *conn) writeFrames(ops []ws.OpCode, payloads [][]byte) error {
 		cn.die(e)
 		return e
 	}
-	cn.closeSent = ops[len(ops)-1] == ws.OpClose
+	if ops[len(ops)-1] == ws.OpClose {
+		cn.closeSent = true
+		cn.firstClose.CompareAndSwap(int32(SideNone), int32(SideClient))
+	}
 	return nil
+}
+
+// writeNoWait writes frames without ever blocking the caller: it fails with
+// CodeWouldBlock if another write holds the lock; otherwise the frames are
+// written as far as the socket takes them at once, and a goroutine writes
+// the rest under the write lock (bounded by WriteTimeout). It is for event
+// loops: a stalled server must never stall the loop.
+func (cn *conn) writeNoWait(ops []ws.OpCode, payloads [][]byte) error {
+	if cn.spill == nil { // no non-blocking socket underneath (not Linux)
+		return cn.writeFrames(ops, payloads)
+	}
+	if !cn.tryLockWrite() {
+		if cn.isDead() {
+			return cn.deathError()
+		}
+		return &Error{Code: CodeWouldBlock, Op: "write", Err: errors.New("another write is in progress")}
+	}
+	if err := cn.writable(); err != nil {
+		cn.unlockWrite()
+		return err
+	}
+	cn.spill.spilling(true)
+	err := cn.finishWrite(ops, cn.appendFrames(ops, payloads))
+	cn.spill.spilling(false)
+	if err != nil || !cn.spill.spilled() {
+		cn.unlockWrite()
+		return err
+	}
+	// The lock goes to the goroutine that drains the spill.
+	if !cn.client.group.Go("drain", cn.drainSpill) {
+		cn.unlockWrite()
+		cn.die(&Error{Code: CodeClosed, Op: "write", Err: errClientEnded})
+	}
+	return nil
+}
+
+// drainSpill writes what a writeNoWait left behind, then releases the
+// write lock it was handed.
+func (cn *conn) drainSpill() {
+	defer cn.unlockWrite()
+	if timeout := cn.client.s.WriteTimeout; timeout > 0 {
+		_ = cn.net.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	if err := cn.spill.drain(); err != nil {
+		cn.die(wrap("write", err))
+	}
 }
 
 func (cn *conn) appendFrames(ops []ws.OpCode, payloads [][]byte) error {
@@ -216,9 +309,31 @@ const serverCloseGrace = 250 * time.Millisecond
 // awaitServerClose gives the server until the earlier of deadline and the
 // grace period to close TCP after the close frames were exchanged.
 func (cn *conn) awaitServerClose(deadline time.Time) {
-	if grace := time.Now().Add(serverCloseGrace); grace.Before(deadline) {
+	if grace := time.Now().Add(serverCloseGrace); deadline.IsZero() || grace.Before(deadline) {
 		deadline = grace
 	}
 	_ = cn.net.SetReadDeadline(deadline)
 	_, _ = io.Copy(io.Discard, io.LimitReader(cn.src, 1<<20))
 }
+
+// afterDeath is what a sender learns once it found cn dead: NotConnected if
+// the client dials again, the client's end if it does not.
+func (cn *conn) afterDeath(op string) error {
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-cn.settled:
+	case <-t.C:
+		return &Error{Code: CodeNotConnected, Op: op, Err: errors.New("the connection was lost")}
+	}
+	if cn.fate.again {
+		return &Error{Code: CodeNotConnected, Op: op, Err: errors.New("the connection was lost; reconnecting")}
+	}
+	end, _ := cn.client.End()
+	return end.closedError(op)
+}
+
+// settleWait bounds the wait for a dead connection's fate. The reader
+// returns within moments of the socket's close, so this is only a safety
+// net against a bug.
+const settleWait = 5 * time.Second

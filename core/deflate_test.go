@@ -79,7 +79,7 @@ func TestDeflateBombIsTooBig(t *testing.T) {
 	srv := deflateServer(t, noTakeover, bomb)
 	c := open(t, Options{URL: srv.URL, Compression: "deflate", MaxMessageSize: 1 << 20})
 	mustOpen(t, c)
-	if ev := nextOf(t, c, EventClosed); ev.Err != CodeMessageTooBig || ev.CloseCode != CloseMessageTooBig {
+	if ev := nextOf(t, c, EventClosed); ev.End.Err != CodeMessageTooBig || ev.End.Code != CloseMessageTooBig {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -88,7 +88,7 @@ func TestDeflateChecksUTF8AfterInflating(t *testing.T) {
 	srv := deflateServer(t, noTakeover, compressed(t, ws.NewTextFrame([]byte("ok \xff\xfe"))))
 	c := open(t, Options{URL: srv.URL, Compression: "deflate"})
 	mustOpen(t, c)
-	if ev := nextOf(t, c, EventClosed); ev.Err != CodeProtocol || ev.CloseCode != CloseInvalidPayload {
+	if ev := nextOf(t, c, EventClosed); ev.End.Err != CodeProtocol || ev.End.Code != CloseInvalidPayload {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -98,7 +98,7 @@ func TestDeflateChecksUTF8AfterInflating(t *testing.T) {
 func TestDeflateClientWindowBitsIsRefused(t *testing.T) {
 	srv := deflateServer(t, wsflate.Parameters{ClientMaxWindowBits: 10})
 	c := open(t, Options{URL: srv.URL, Compression: "deflate"})
-	if ev := next(t, c); ev.Kind != EventClosed || ev.Err != CodeHandshake {
+	if ev := next(t, c); ev.Kind != EventClosed || ev.End.Err != CodeHandshake {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -122,7 +122,7 @@ func TestCompressedBitWithoutNegotiation(t *testing.T) {
 	srv := deflateServer(t, noTakeover, compressed(t, ws.NewTextFrame([]byte("x"))))
 	c := open(t, Options{URL: srv.URL}) // no compression offered: the server must not use it
 	mustOpen(t, c)
-	if ev := nextOf(t, c, EventClosed); ev.Err != CodeProtocol || ev.CloseCode != CloseProtocolError {
+	if ev := nextOf(t, c, EventClosed); ev.End.Err != CodeProtocol || ev.End.Code != CloseProtocolError {
 		t.Fatalf("got %+v", ev)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/httphead"
@@ -26,6 +29,7 @@ const readBufferSize = 64 << 10
 // dialed is the outcome of a successful opening handshake.
 type dialed struct {
 	conn        net.Conn
+	raw         net.Conn  // the socket under TLS (conn itself for ws://)
 	reader      io.Reader // buffered; holds any frames that came with the 101
 	subprotocol string
 	inflate     *inflater // permessage-deflate state, nil unless negotiated
@@ -38,7 +42,10 @@ func dial(ctx context.Context, s *settings, header http.Header) (*dialed, error)
 	d := a.dialer(header)
 	conn, br, hs, err := d.Dial(ctx, s.url.String())
 	if err != nil {
-		e := dialError(ctx, a.status, err)
+		e := a.tlsError(ctx, err)
+		if e == nil {
+			e = dialError(ctx, a.status, err)
+		}
 		e.RetryAfter = a.retryAfter
 		return nil, e
 	}
@@ -48,15 +55,53 @@ func dial(ctx context.Context, s *settings, header http.Header) (*dialed, error)
 		return nil, &Error{Code: CodeHandshake, Op: "dial", Err: err}
 	}
 	a.hc.done()
-	return &dialed{conn: conn, reader: bufferedReader(conn, br), subprotocol: hs.Protocol, inflate: inflate}, nil
+	return &dialed{conn: conn, raw: a.raw, reader: bufferedReader(conn, br), subprotocol: hs.Protocol, inflate: inflate}, nil
 }
 
 // attempt is what one opening handshake learns on the way.
 type attempt struct {
 	s          *settings
 	hc         *handshakeConn
+	raw        net.Conn      // the socket
+	tls        *tls.Conn     // its TLS layer, for wss://
 	status     int           // the HTTP status of a refusal
 	retryAfter time.Duration // what a 429 or 503 asked for
+}
+
+// tlsClient starts TLS over the socket, as gobwas/ws would, keeping the
+// connection so that a failure can be told apart from an HTTP one.
+func (a *attempt) tlsClient(conn net.Conn, hostname string) net.Conn {
+	cfg := a.s.tls.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = hostname
+	}
+	a.tls = tls.Client(conn, cfg)
+	return a.tls
+}
+
+// tlsError is the TLS failure behind err, or nil if TLS is not to blame: a
+// handshake that did not complete (a plain-TCP port answers garbage or
+// hangs up), or an alert from the server right after it (TLS 1.3 servers
+// refuse a missing client certificate that way).
+func (a *attempt) tlsError(ctx context.Context, err error) *Error {
+	if a.tls == nil || ctx.Err() != nil || isTimeout(err) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	var opErr *net.OpError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		msg := "the server refused the TLS connection: %w"
+		if a.s.CertFile == "" {
+			msg += " (does it require a client certificate? see cert_file and key_file)"
+		}
+		return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf(msg, err)}
+	case a.tls.ConnectionState().HandshakeComplete:
+		return nil
+	case errors.As(err, &recordErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf("TLS handshake failed: %w (the server does not speak TLS on this port?)", err)}
+	}
+	return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf("TLS handshake failed: %w", err)}
 }
 
 // dialer configures gobwas/ws for one attempt: our socket wrapper, the
@@ -72,7 +117,7 @@ func (a *attempt) dialer(header http.Header) ws.Dialer {
 		Protocols:  a.s.Subprotocols,
 		Header:     ws.HandshakeHeaderHTTP(requestHeader(a.s.url, header)),
 		NetDial:    a.netDial,
-		TLSConfig:  a.s.tls,
+		TLSClient:  a.tlsClient,
 		WrapConn: func(c net.Conn) net.Conn {
 			a.hc = newHandshakeConn(c, a.s.MaxHandshakeSize)
 			return a.hc
@@ -87,11 +132,14 @@ func (a *attempt) dialer(header http.Header) ws.Dialer {
 }
 
 // netDial connects to the server, or to the proxy and through it.
-func (a *attempt) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (a *attempt) netDial(ctx context.Context, network, addr string) (c net.Conn, err error) {
 	if a.s.proxy == nil {
-		return netDial(ctx, network, addr)
+		c, err = netDial(ctx, network, addr)
+	} else {
+		c, err = dialProxy(ctx, a.s.proxy, addr, a.s.MaxHandshakeSize)
 	}
-	return dialProxy(ctx, a.s.proxy, addr, a.s.MaxHandshakeSize)
+	a.raw = c
+	return c, err
 }
 
 // requestHeader adds Basic credentials from the URL's user info, like

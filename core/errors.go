@@ -20,8 +20,8 @@ import (
 // Values are part of the ABI: they never change, new ones are appended.
 type Code int32
 
-// The error codes. Keep in sync with capi's header and python/steadyws/_errors.py
-// (a test in each checks the names and values).
+// The error codes. capi's header and the Python package get them from the
+// ABI table (abi.go) through go generate; a test fails when they drift.
 const (
 	CodeOK              Code = 0  // success
 	CodeInvalidArgument Code = 1  // bad parameter; the message names it
@@ -41,20 +41,41 @@ const (
 	CodeInternal        Code = 15 // a recovered panic or an engine bug
 	CodeNetwork         Code = 16 // any other network I/O failure
 	CodeProxy           Code = 17 // the proxy refused or failed; Status has its HTTP status
+	CodeType            Code = 18 // an argument has the wrong type; the message names it
+	CodeWouldBlock      Code = 19 // a non-blocking call could not start now; try again later
 )
 
-var codeNames = [...]string{
-	"OK", "INVALID_ARGUMENT", "BAD_HANDLE", "TIMEOUT", "CLOSED", "NOT_CONNECTED",
-	"HANDSHAKE", "TLS", "DNS", "REFUSED", "RESET", "PROTOCOL", "MESSAGE_TOO_BIG",
-	"QUEUE_FULL", "BUFFER_TOO_SMALL", "INTERNAL", "NETWORK", "PROXY",
+// codeDocs describe the codes, in order; the C header and the Python
+// package get names and text from here (see ABI).
+var codeDocs = [...]struct{ name, doc string }{
+	{"OK", "success"},
+	{"INVALID_ARGUMENT", "bad parameter value; the message names it"},
+	{"BAD_HANDLE", "unknown, freed or garbage handle"},
+	{"TIMEOUT", "a deadline passed (open, write, close, wait)"},
+	{"CLOSED", "the connection has ended; the error carries how"},
+	{"NOT_CONNECTED", "not open (yet): connecting, reconnecting, or on_open has not returned"},
+	{"HANDSHAKE", "the HTTP upgrade failed; status says why"},
+	{"TLS", "TLS handshake or certificate verification failed"},
+	{"DNS", "the host name could not be resolved"},
+	{"REFUSED", "TCP connection refused"},
+	{"RESET", "connection reset by peer or broken pipe"},
+	{"PROTOCOL", "the peer broke RFC 6455 (we closed with 1002 or 1007)"},
+	{"MESSAGE_TOO_BIG", "a message exceeded max_message_size (we closed with 1009)"},
+	{"QUEUE_FULL", "the inbound queue overflowed under overflow=close (we closed with 1008)"},
+	{"BUFFER_TOO_SMALL", "a caller buffer is too small; retry with the size given"},
+	{"INTERNAL", "a recovered panic or an engine bug"},
+	{"NETWORK", "any other network failure"},
+	{"PROXY", "the proxy refused or failed; status has its HTTP status"},
+	{"TYPE", "an argument has the wrong type; the message names it"},
+	{"WOULD_BLOCK", "a non-blocking call could not start now; try again"},
 }
 
 // NumCodes is the number of defined codes.
-const NumCodes = len(codeNames)
+const NumCodes = len(codeDocs)
 
 func (c Code) String() string {
-	if c >= 0 && int(c) < len(codeNames) {
-		return codeNames[c]
+	if c >= 0 && int(c) < len(codeDocs) {
+		return codeDocs[c].name
 	}
 	return fmt.Sprintf("Code(%d)", int32(c))
 }
@@ -68,6 +89,7 @@ type Error struct {
 	Err    error  // the cause, if any
 
 	RetryAfter time.Duration // what a 429 or 503 asked for
+	End        *End          // CodeClosed: how the client ended, when it ended for good
 }
 
 func (e *Error) Error() string {
@@ -111,6 +133,10 @@ func wrap(op string, err error) *Error {
 
 func invalidArg(name, format string, args ...any) *Error {
 	return &Error{Code: CodeInvalidArgument, Op: name, Err: fmt.Errorf(format, args...)}
+}
+
+func wrongType(name, format string, args ...any) *Error {
+	return &Error{Code: CodeType, Op: name, Err: fmt.Errorf(format, args...)}
 }
 
 // classify maps errors from the standard library and gobwas/ws to codes.
@@ -180,9 +206,14 @@ func panicError(op string, r any) *Error {
 	return &Error{Code: CodeInternal, Op: op, Err: fmt.Errorf("recovered panic: %v", r)}
 }
 
-// Recover is deferred at the top of every goroutine and API entry point: a
-// panic becomes an internal *Error stored in *errp instead of a crash of the
-// host process.
+// internalError is a panic that spawn recovered in a goroutine.
+func internalError(err error) *Error {
+	return &Error{Code: CodeInternal, Op: "engine", Err: err}
+}
+
+// Recover is deferred at the top of every API entry point: a panic becomes
+// an internal *Error stored in *errp instead of a crash of the host process.
+// (Goroutines recover through package spawn.)
 func Recover(op string, errp *error) {
 	if r := recover(); r != nil {
 		*errp = panicError(op, r)

@@ -12,33 +12,33 @@ type EventKind uint32
 const (
 	EventText   EventKind = 1 // Data is a UTF-8 text message; Runes its length in code points
 	EventBinary EventKind = 2 // Data is a binary message
-	EventOpen   EventKind = 3 // the connection is open; Data is the subprotocol chosen
-	EventClosed EventKind = 4 // terminal; Data is the close reason or the error; see Close*, Err, Status
-
-	// EventDisconnected: an open connection was lost (not by Close). Same
-	// fields as EventClosed; a reconnect attempt or EventClosed follows.
+	// EventOpen: a connection is open; Data is the subprotocol chosen,
+	// Runes the connection's number (1 for the first, counting reconnects).
+	EventOpen EventKind = 3
+	// EventClosed is the last event: the client ended for good; see End.
+	EventClosed EventKind = 4
+	// EventDisconnected: an open connection was lost (not by Close); see
+	// End. An EventReconnecting or the EventClosed follows.
 	EventDisconnected EventKind = 5
-	// EventReconnecting: attempt Runes will be dialled after Delay; Err and
-	// Data say why the last connection or attempt failed.
+	// EventReconnecting: attempt Runes will be dialled after Delay; Data
+	// says why the last connection or attempt failed.
 	EventReconnecting EventKind = 6
 	// EventWarning: the queue is in trouble; Runes is WarnDrops or
 	// WarnHighWater, Count the drops or the depth, Data a message.
 	EventWarning EventKind = 7
+	// EventHeaders goes to the observer only: reconnect attempt Runes waits
+	// for its handshake headers (Client.ProvideHeaders).
+	EventHeaders EventKind = 8
 )
 
-// Event is one item of the inbound queue: a message or a lifecycle change.
-// Messages and lifecycle events share one queue so they are seen in order.
+// Event is one item of a client's event stream: a message or a lifecycle
+// change, in the order they happened.
 type Event struct {
 	Kind  EventKind
 	Data  []byte
-	Runes int // EventText: number of code points, so Python can slice one decoded str
+	Runes int // see the kinds
 
-	// EventClosed and EventDisconnected.
-	CloseCode int  // as received, or 1005 (no code) / 1006 (no close frame)
-	Err       Code // why it ended: CodeOK after a clean close
-	Status    int  // HTTP status when the opening handshake failed
-	Dialing   bool // the failure happened while connecting, not on an open connection
-
+	End   End           // EventClosed, EventDisconnected; Data is End.Reason + End.Detail
 	Delay time.Duration // EventReconnecting
 	Count int64         // EventWarning
 }
@@ -46,12 +46,26 @@ type Event struct {
 func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == EventBinary }
 
 // MetaWords is the number of uint32 words describing one event in a polled
-// batch: kind, data length, a, b. For EventText, a = code points; for
-// EventClosed and EventDisconnected, a = close code | HTTP status << 16;
-// b = error code | 1 << 16 if it failed while connecting. For EventReconnecting, a = attempt and b = delay in
-// milliseconds. For EventWarning, a = the warning (WarnDrops,
-// WarnHighWater) and b = its count.
+// batch: kind, data length, a, b. What a and b hold, by kind:
+//   - EventText: a = code points.
+//   - EventOpen: a = connection number.
+//   - EventClosed, EventDisconnected: a = close code | HTTP status << 16;
+//     b = error code | dialing << EndDialingShift | side << EndSideShift |
+//     reason length << EndReasonShift (the data is the reason, then the
+//     detail).
+//   - EventReconnecting: a = attempt, b = delay in milliseconds.
+//   - EventWarning: a = WarnDrops or WarnHighWater, b = its count.
+//   - EventHeaders: a = request number.
 const MetaWords = 4
+
+// The bit layout of word b of an ended event.
+const (
+	EndErrMask      = 0xff
+	EndDialingShift = 8
+	EndSideShift    = 9
+	EndSideMask     = 0x3
+	EndReasonShift  = 16
+)
 
 // EncodeEvents packs events into caller-owned buffers: MetaWords words per
 // event in meta (native byte order) and the data back to back in data. It
@@ -71,9 +85,11 @@ func EncodeEvents(events []Event, meta []uint32, data []byte) (n, size int) {
 	return n, size
 }
 
+func (e *Event) ended() bool { return e.Kind == EventClosed || e.Kind == EventDisconnected }
+
 func (e *Event) word2() uint32 {
-	if e.Kind == EventClosed || e.Kind == EventDisconnected {
-		return uint32(e.CloseCode)&0xffff | uint32(e.Status)<<16
+	if e.ended() {
+		return uint32(e.End.Code)&0xffff | uint32(e.End.Status)<<16
 	}
 	return uint32(e.Runes)
 }
@@ -81,13 +97,18 @@ func (e *Event) word2() uint32 {
 func (e *Event) word3() uint32 {
 	switch {
 	case e.Kind == EventReconnecting:
-		return uint32(e.Delay.Milliseconds())
+		return uint32(min(e.Delay.Milliseconds(), math.MaxUint32))
 	case e.Kind == EventWarning:
 		return uint32(min(e.Count, math.MaxUint32))
-	case e.Dialing:
-		return uint32(e.Err) | 1<<16
+	case e.ended():
+		w := uint32(e.End.Err)&EndErrMask | uint32(e.End.ClosedBy&EndSideMask)<<EndSideShift |
+			uint32(min(len(e.End.Reason), 0xffff))<<EndReasonShift
+		if e.End.Dialing {
+			w |= 1 << EndDialingShift
+		}
+		return w
 	}
-	return uint32(e.Err)
+	return 0
 }
 
 // DecodeEvents is the inverse of EncodeEvents, for tests and Go consumers of
@@ -97,15 +118,20 @@ func DecodeEvents(meta []uint32, data []byte, n int) []Event {
 	off := 0
 	for i := 0; i < n; i++ {
 		m := meta[i*MetaWords : (i+1)*MetaWords]
-		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])], Err: Code(m[3] & 0xffff), Dialing: m[3]>>16 == 1}
+		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])]}
 		off += int(m[1])
 		switch ev.Kind {
 		case EventClosed, EventDisconnected:
-			ev.CloseCode, ev.Status = int(m[2]&0xffff), int(m[2]>>16)
+			r := int(m[3] >> EndReasonShift)
+			ev.End = End{
+				Code: int(m[2] & 0xffff), Status: int(m[2] >> 16), Err: Code(m[3] & EndErrMask),
+				Dialing: m[3]>>EndDialingShift&1 == 1, ClosedBy: Side(m[3] >> EndSideShift & EndSideMask),
+				Reason: string(ev.Data[:r]), Detail: string(ev.Data[r:]),
+			}
 		case EventReconnecting:
-			ev.Runes, ev.Delay, ev.Err = int(m[2]), time.Duration(m[3])*time.Millisecond, CodeOK
+			ev.Runes, ev.Delay = int(m[2]), time.Duration(m[3])*time.Millisecond
 		case EventWarning:
-			ev.Runes, ev.Count, ev.Err = int(m[2]), int64(m[3]), CodeOK
+			ev.Runes, ev.Count = int(m[2]), int64(m[3])
 		default:
 			ev.Runes = int(m[2])
 		}

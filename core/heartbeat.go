@@ -18,21 +18,18 @@ var errPingTimeout = errors.New("ping timeout")
 // to the timeout a connection costs one wake-up per interval: the verdict on
 // the last ping and the next ping.
 func (c *Client) heartbeat(cn *conn) {
-	_ = safely("heartbeat", func() error {
-		h := pulse{c: c, cn: cn, t: time.NewTimer(c.s.PingInterval), nextPing: time.Now().Add(c.s.PingInterval)}
-		defer h.t.Stop()
-		for h.sleep() {
-			now := time.Now()
-			if !h.judge(now) {
-				cn.die(&Error{Code: CodeTimeout, Op: "heartbeat", Err: errPingTimeout})
-				return nil
-			}
-			if !now.Before(h.nextPing) && !h.ping(now) {
-				return nil
-			}
+	h := pulse{c: c, cn: cn, t: time.NewTimer(c.s.PingInterval), nextPing: time.Now().Add(c.s.PingInterval)}
+	defer h.t.Stop()
+	for h.sleep() {
+		now := time.Now()
+		if !h.judge(now) {
+			cn.die(&Error{Code: CodeTimeout, Op: "heartbeat", Err: errPingTimeout})
+			return
 		}
-		return nil
-	})
+		if !now.Before(h.nextPing) && !h.ping(now) {
+			return
+		}
+	}
 }
 
 // pulse is the heartbeat's state; only its goroutine touches it.

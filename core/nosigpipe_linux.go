@@ -10,9 +10,18 @@ import (
 // A host process (CPython) may reset SIGPIPE to SIG_DFL after loading the
 // library; a plain write on a socket the peer reset would then kill it.
 // With MSG_NOSIGNAL the write fails with EPIPE and nothing else happens.
+//
+// It can also write without waiting (see spiller): what the kernel does not
+// take at once is kept and drained later, so an event loop's send never
+// waits for a server that stopped reading. It sits under TLS, so both
+// ws:// and wss:// get it.
 type sigpipeSafeConn struct {
 	net.Conn
 	raw syscall.RawConn
+
+	// Touched only by the holder of the connection's write lock.
+	noWait bool
+	spill  []byte
 }
 
 func noSigPipe(c net.Conn) (net.Conn, error) {
@@ -28,7 +37,56 @@ func noSigPipe(c net.Conn) (net.Conn, error) {
 	return &sigpipeSafeConn{Conn: c, raw: raw}, nil
 }
 
+// spillerOf returns c's non-blocking writer, nil if it has none.
+func spillerOf(c net.Conn) spiller {
+	if sc, ok := c.(*sigpipeSafeConn); ok {
+		return sc
+	}
+	return nil
+}
+
 func (c *sigpipeSafeConn) Write(p []byte) (int, error) {
+	if c.noWait {
+		return c.writeNoWait(p), nil
+	}
+	if err := c.drain(); err != nil {
+		return 0, err
+	}
+	return c.send(p, true)
+}
+
+// writeNoWait sends what the kernel takes now and spills the rest; it
+// claims the whole of p, which the drain will write.
+// A failed send spills too: the drain meets the error again and the
+// connection dies there (bytes on the wire cannot be taken back).
+func (c *sigpipeSafeConn) writeNoWait(p []byte) int {
+	rest := p
+	if len(c.spill) == 0 {
+		n, _ := c.send(p, false)
+		rest = p[n:]
+	}
+	c.spill = append(c.spill, rest...)
+	return len(p)
+}
+
+func (c *sigpipeSafeConn) spilling(on bool) { c.noWait = on }
+
+func (c *sigpipeSafeConn) spilled() bool { return len(c.spill) > 0 }
+
+// drain writes the spilled bytes, waiting for the socket (and its write
+// deadline).
+func (c *sigpipeSafeConn) drain() error {
+	if len(c.spill) == 0 {
+		return nil
+	}
+	_, err := c.send(c.spill, true)
+	c.spill = nil
+	return err
+}
+
+// send writes p with MSG_NOSIGNAL; without wait it stops at the first
+// EAGAIN and reports how much went out.
+func (c *sigpipeSafeConn) send(p []byte, wait bool) (int, error) {
 	n := 0
 	var sendErr error
 	err := c.raw.Write(func(fd uintptr) bool {
@@ -39,7 +97,7 @@ func (c *sigpipeSafeConn) Write(p []byte) (int, error) {
 				n += m
 			case syscall.EINTR:
 			case syscall.EAGAIN:
-				return false // wait until writable, honouring the write deadline
+				return !wait // false: wait until writable, honouring the write deadline
 			default:
 				sendErr = os.NewSyscallError("sendmsg", e)
 				return true

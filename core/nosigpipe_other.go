@@ -4,5 +4,9 @@ package core
 
 import "net"
 
-// noSigPipe is a no-op off Linux: the library is built and shipped for Linux.
+// noSigPipe is a no-op off Linux, where SO_NOSIGPIPE would be the
+// equivalent (issue: portable source). The library is built for Linux.
 func noSigPipe(c net.Conn) (net.Conn, error) { return c, nil }
+
+// spillerOf: no non-blocking writes off Linux; writeNoWait blocks.
+func spillerOf(net.Conn) spiller { return nil }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,7 +16,9 @@ import (
 	"unicode/utf8"
 )
 
-// Defaults of Options; each field's doc comment repeats its own.
+// Defaults and limits of Options; each field's doc comment repeats its
+// own, and the option table (optable.go) is where the C API and Python get
+// them.
 const (
 	DefaultOpenTimeout      = 10 * time.Second
 	DefaultCloseTimeout     = 10 * time.Second
@@ -28,15 +29,22 @@ const (
 	DefaultMaxHandshakeSize = 64 << 10
 	DefaultPingInterval     = 20 * time.Second
 	DefaultPingTimeout      = 20 * time.Second
-	// MinHealthyAfter is the least time a connection must stay open to
-	// restart the reconnect schedule; see Options.HealthyAfter.
-	MinHealthyAfter = 10 * time.Second
+	// DefaultHealthyAfter is the least default time a connection must stay
+	// open to restart the reconnect schedule; see Options.HealthyAfter.
+	DefaultHealthyAfter = 10 * time.Second
+	// MinHealthyAfter is the least HealthyAfter: a connection that opens
+	// and dies at once never restarts the schedule, whatever the option.
+	MinHealthyAfter = time.Second
 
 	// MaxMessageSizeLimit bounds max_message_size: messages are buffered whole
 	// and their lengths cross the C boundary as 32-bit values.
 	MaxMessageSizeLimit = 1 << 30
 	// MaxQueueLimit bounds max_queue.
 	MaxQueueLimit = 1 << 24
+	// MaxQueueBytesLimit bounds max_queue_bytes.
+	MaxQueueBytesLimit = 1 << 40
+	// MaxHandshakeSizeLimit bounds max_handshake_size.
+	MaxHandshakeSizeLimit = 1 << 24
 )
 
 // NoTimeout disables a timeout when given as its value.
@@ -56,7 +64,8 @@ type Options struct {
 	// NoTimeout disables it. Defaults to 10 s.
 	OpenTimeout time.Duration
 	// CloseTimeout bounds the close handshake: after it, TCP is closed
-	// whatever the peer does. Defaults to 10 s.
+	// whatever the peer does. NoTimeout waits for the peer however long it
+	// takes. Defaults to 10 s.
 	CloseTimeout time.Duration
 	// WriteTimeout bounds one frame write; a write that times out kills the
 	// connection, since a partial frame cannot be recovered. NoTimeout
@@ -66,18 +75,18 @@ type Options struct {
 	// MaxMessageSize is the largest inbound message, after reassembly; a
 	// larger one closes the connection with 1009. Defaults to 1 MiB.
 	MaxMessageSize int64
-	// MaxQueue is how many inbound messages may wait for the consumer;
-	// while it is full the reader stops reading (TCP backpressure).
-	// Defaults to 1024.
-	MaxQueue int
-	// MaxQueueBytes bounds the bytes of the messages waiting. Defaults to
-	// 64 MiB.
+	// MaxQueue is how many inbound messages may wait for the consumer,
+	// counting the batch it took last; while it is full the reader stops
+	// reading (TCP backpressure). Defaults to 1024.
+	MaxQueue int64
+	// MaxQueueBytes bounds the bytes of the messages waiting, counted the
+	// same way. Defaults to 64 MiB.
 	MaxQueueBytes int64
 	// Overflow is what happens to a message when the queue is full.
 	// Defaults to OverflowBlock.
 	Overflow Overflow
 	// MaxHandshakeSize bounds the bytes of the HTTP response to the opening
-	// handshake. Defaults to 64 KiB.
+	// handshake (and a proxy's). Defaults to 64 KiB.
 	MaxHandshakeSize int64
 
 	// CAFile is a PEM bundle that replaces the system roots. Defaults to the
@@ -114,17 +123,24 @@ type Options struct {
 	ProxyEnv *ProxyEnv
 
 	// Reconnect, if set, makes the client dial again after a connection it
-	// did not close is lost. Defaults to nil: off. (Python turns it on.)
+	// did not close is lost. Defaults to nil: off. (The C API turns it on.)
 	Reconnect *Backoff
 	// FatalStatuses are handshake statuses that end the client instead of
 	// a retry. Defaults to DefaultFatalStatuses (400, 401, 403, 404).
 	FatalStatuses []int
 	// HealthyAfter is how long a connection must stay open for the
-	// reconnect schedule to restart. Defaults to max(10 s, 2 × PingInterval).
+	// reconnect schedule to restart, at least MinHealthyAfter. Defaults to
+	// max(10 s, 2 × PingInterval).
 	HealthyAfter time.Duration
-	// HeaderFunc, if set, gives the headers of every reconnect attempt
-	// (fresh auth signatures). Defaults to nil: Header every time.
-	HeaderFunc func() (http.Header, error)
+	// HeaderRequests makes every reconnect attempt ask the observer for
+	// fresh headers (EventHeaders, answered by ProvideHeaders). Defaults to
+	// false: Header every time.
+	HeaderRequests bool
+	// OpenGate holds every new connection back from senders until Ready is
+	// called with its number, except for the sends that name it (the
+	// on_open of the Python package logs in and subscribes that way).
+	// Defaults to false: a connection takes every sender once open.
+	OpenGate bool
 
 	// PingInterval is the time between our pings. NoTimeout disables the
 	// heartbeat. Defaults to 20 s.
@@ -134,6 +150,12 @@ type Options struct {
 	// (they keep NATs and proxies awake) but never declares the peer dead.
 	// Defaults to 20 s.
 	PingTimeout time.Duration
+
+	// How ParseOptions read the C API's JSON, whose defaults differ from
+	// the zero values': reconnect on, and the proxy of the environment.
+	fromTable    bool
+	reconnectSet bool // "reconnect" was given
+	proxyOff     bool // "proxy" was False or None
 }
 
 // settings are Options validated and with defaults applied.
@@ -144,19 +166,16 @@ type settings struct {
 	proxy *url.URL // nil: connect directly
 }
 
-func durationOr(d, def time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return def
-	case d < 0:
-		return 0 // disabled
-	}
-	return d
-}
-
-// validate checks every option before any I/O and names the bad one.
+// validate checks every option before any I/O, names the bad one, and
+// applies the defaults. The option table holds each option's range and
+// default; what remains here is what spans options.
 func (o Options) validate() (*settings, error) {
 	s := &settings{Options: o}
+	for i := range optionTable {
+		if err := optionTable[i].apply(&s.Options); err != nil {
+			return nil, err
+		}
+	}
 	u, err := parseURL(o.URL)
 	if err != nil {
 		return nil, err
@@ -168,25 +187,14 @@ func (o Options) validate() (*settings, error) {
 	if err := checkSubprotocols(o.Subprotocols); err != nil {
 		return nil, err
 	}
-	for name, d := range map[string]time.Duration{
-		"open_timeout": o.OpenTimeout, "close_timeout": o.CloseTimeout, "write_timeout": o.WriteTimeout,
-		"ping_interval": o.PingInterval, "ping_timeout": o.PingTimeout, "healthy_after": o.HealthyAfter,
-	} {
-		if d < 0 && d != NoTimeout {
-			return nil, invalidArg(name, "must not be negative, got %v", d)
-		}
+	if s.HealthyAfter == 0 {
+		s.HealthyAfter = max(DefaultHealthyAfter, 2*s.PingInterval)
 	}
-	s.OpenTimeout = durationOr(o.OpenTimeout, DefaultOpenTimeout)
-	s.CloseTimeout = durationOr(o.CloseTimeout, DefaultCloseTimeout)
-	s.WriteTimeout = durationOr(o.WriteTimeout, DefaultWriteTimeout)
-	if err := s.applyLimits(); err != nil {
-		return nil, err
+	if s.FatalStatuses == nil {
+		s.FatalStatuses = DefaultFatalStatuses
 	}
-	if err := s.applyReconnect(); err != nil {
-		return nil, err
-	}
-	if o.Compression != "" && o.Compression != "deflate" {
-		return nil, invalidArg("compression", `must be "deflate" or empty, got %q`, o.Compression)
+	if s.proxyOff {
+		s.Proxy, s.ProxyEnv = "", nil
 	}
 	if err := s.resolveProxy(); err != nil {
 		return nil, err
@@ -195,55 +203,10 @@ func (o Options) validate() (*settings, error) {
 		if s.tls, err = o.tlsConfig(); err != nil {
 			return nil, err
 		}
+	} else if _, err := parsePins(o.PinSHA256); err != nil {
+		return nil, err
 	}
 	return s, nil
-}
-
-func (s *settings) applyLimits() error {
-	var err error
-	if s.MaxMessageSize, err = limit("max_message_size", s.MaxMessageSize, DefaultMaxMessageSize, MaxMessageSizeLimit); err != nil {
-		return err
-	}
-	var q int64
-	if q, err = limit("max_queue", int64(s.MaxQueue), DefaultMaxQueue, MaxQueueLimit); err != nil {
-		return err
-	}
-	s.MaxQueue = int(q)
-	if s.MaxQueueBytes, err = limit("max_queue_bytes", s.MaxQueueBytes, DefaultMaxQueueBytes, 1<<40); err != nil {
-		return err
-	}
-	if s.Overflow < OverflowBlock || s.Overflow > OverflowClose {
-		return invalidArg("overflow", "unknown policy %d", int(s.Overflow))
-	}
-	s.MaxHandshakeSize, err = limit("max_handshake_size", s.MaxHandshakeSize, DefaultMaxHandshakeSize, math.MaxInt32)
-	return err
-}
-
-func (s *settings) applyReconnect() error {
-	s.PingInterval = durationOr(s.PingInterval, DefaultPingInterval)
-	s.PingTimeout = durationOr(s.PingTimeout, DefaultPingTimeout)
-	s.HealthyAfter = durationOr(s.HealthyAfter, max(MinHealthyAfter, 2*s.PingInterval))
-	if s.FatalStatuses == nil {
-		s.FatalStatuses = DefaultFatalStatuses
-	}
-	if s.Reconnect != nil {
-		b := s.Reconnect.withDefaults()
-		if err := b.validate(); err != nil {
-			return err
-		}
-		s.Reconnect = &b
-	}
-	return nil
-}
-
-func limit(name string, v, def, max int64) (int64, error) {
-	switch {
-	case v == 0:
-		return def, nil
-	case v < 0 || v > max:
-		return 0, invalidArg(name, "must be between 1 and %d, got %d", max, v)
-	}
-	return v, nil
 }
 
 func parseURL(raw string) (*url.URL, error) {
@@ -273,28 +236,60 @@ func parseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// checkHeader refuses names and values that would let a caller inject
-// header lines (CR, LF, NUL) or that are not HTTP tokens.
+// checkHeader refuses names that are not HTTP tokens (RFC 9110 5.1),
+// values with control characters (RFC 9110 5.5: only HTAB among them; CR,
+// LF or NUL would inject header lines), and the headers of the handshake
+// itself (RFC 6455 4.1), which the client writes and a second copy of
+// would break.
 func checkHeader(h http.Header) error {
 	for name, values := range h {
-		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
+		if !isToken(name) {
 			return invalidArg("headers", "invalid header name %q", name)
 		}
+		if reservedHeader(name) {
+			return invalidArg("headers", "%q is part of the WebSocket handshake and set by steadyws", name)
+		}
 		for _, v := range values {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				return invalidArg("headers", "value of %q contains CR, LF or NUL", name)
+			if i := strings.IndexFunc(v, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }); i >= 0 {
+				return invalidArg("headers", "the value of %q contains the control character %q", name, v[i])
 			}
 		}
 	}
 	return nil
 }
 
+// reservedHeader: Host, Upgrade, Connection and every Sec-WebSocket-*.
+func reservedHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "upgrade", "connection", "content-length", "transfer-encoding":
+		return true
+	}
+	return strings.HasPrefix(strings.ToLower(name), "sec-websocket-")
+}
+
+// headerOf builds a header from name, value pairs and checks it.
+func headerOf(pairs [][2]string) (http.Header, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	h := http.Header{}
+	for _, kv := range pairs {
+		h.Add(kv[0], kv[1])
+	}
+	return h, checkHeader(h)
+}
+
+// isToken reports an HTTP token (RFC 9110 5.6.2).
+func isToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
+	})
+}
+
 // checkSubprotocols requires HTTP tokens (RFC 6455 4.1, item 10).
 func checkSubprotocols(protos []string) error {
 	for _, p := range protos {
-		if p == "" || strings.ContainsFunc(p, func(r rune) bool {
-			return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
-		}) {
+		if !isToken(p) {
 			return invalidArg("subprotocols", "%q is not a valid token", p)
 		}
 	}

@@ -73,7 +73,7 @@ func TestProxyConnectTunnelsWithCredentials(t *testing.T) {
 	p := newConnectProxy(t, "Basic dXNlcjpwQHNz", map[string]string{"feed.test": hostPort(echo.URL)}) // user:p@ss
 	c := open(t, Options{URL: "ws://feed.test:9/", Proxy: strings.Replace(p.url, "http://", "http://user:p%40ss@", 1)})
 	mustOpen(t, c)
-	if err := c.Send([]byte("through"), true); err != nil {
+	if err := c.Send([]byte("through"), SendText, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ev := next(t, c); string(ev.Data) != "through" {

@@ -54,25 +54,49 @@ func ParseOverflow(name string) (Overflow, error) {
 
 var errQueueOverflow = &Error{Code: CodeQueueFull, Op: "read", Err: errors.New("the inbound queue is full (overflow=close)")}
 
-// Warnings about the queue, rate-limited to one per kind per warnEvery.
+// Warnings about the queue. A warning waiting to be taken absorbs later
+// ones of its kind, and a new one is raised at most once per warnEvery.
 const (
-	WarnDrops     = 1 // messages are being dropped; b = drops since the last warning
-	WarnHighWater = 2 // the queue passed highWater of its bounds; b = depth
+	WarnDrops     = 1 // messages are being dropped; Count = drops since the last warning
+	WarnHighWater = 2 // the queue passed highWater of its bounds; Count = depth
 	warnEvery     = time.Second
 	highWater     = 0.8 // warn above this fraction of max_queue or max_queue_bytes
 	lowWater      = 0.5 // re-arm the high-water warning below this
 )
 
+// maxLifecycle bounds the lifecycle events waiting for a consumer that does
+// not read: a flapping server costs three events per reconnect. Past it,
+// the oldest ones that are not the terminal event are dropped.
+const maxLifecycle = 1024
+
 // queue is the bounded inbound event queue between the reader goroutine and
-// the consumer. Messages count against max and maxBytes; lifecycle events
-// do not, so the terminal EventClosed can always be delivered (they are few:
-// one or two per connection, and warnings are rate-limited).
+// the consumer. Messages live in a ring, so taking and evicting one is O(1);
+// lifecycle events live beside it, each marked with the number of messages
+// that came before it, and are merged back in order when taken.
+//
+// The bounds count the messages queued and those of the batch the consumer
+// took last: a consumer hands back its batch by coming back for more (the
+// next take), so what the engine queues and what the consumer holds
+// together stay within max_queue and max_queue_bytes.
 type queue struct {
-	mu       sync.Mutex
-	items    []Event // items[head:] are waiting
-	head     int
-	messages int // message events waiting
-	bytes    int64
+	mu sync.Mutex
+
+	// Messages: ring[(head+i) % len(ring)] for i < n.
+	ring  []message
+	head  int
+	n     int
+	bytes int64
+	gone  uint64 // messages that left the ring, taken or dropped
+
+	// The consumer's last batch, still counted against the bounds.
+	lentN     int
+	lentBytes int64
+
+	// Lifecycle events, oldest first (life[lifeHead:]).
+	life     []lifeEvent
+	lifeHead int
+	lifeLost int64 // lifecycle events dropped past maxLifecycle
+
 	max      int
 	maxBytes int64
 	policy   Overflow
@@ -84,7 +108,8 @@ type queue struct {
 
 	// Warning state.
 	lastDropWarn, lastHighWarn time.Time
-	dropsUnreported            int64
+	pendingWarn                [3]int // index into life of an untaken warning of each kind, -1 if none
+	unreported                 int64  // drops not yet in a warning
 	highWarned                 bool
 
 	// notEmpty and notFull hold one token each; a waiter that consumes a
@@ -92,18 +117,41 @@ type queue struct {
 	notEmpty chan struct{}
 	notFull  chan struct{}
 
-	signal Signal // may be nil
-	notify func() // called without the lock when the queue becomes non-empty
+	signal  Signal // may be nil
+	notify  func() // called without the lock when the queue becomes non-empty
+	watcher func() // the same, for a hub that consumes this queue
+}
+
+// message is a queued message: smaller than an Event, since a queue may
+// hold millions.
+type message struct {
+	data  []byte
+	runes int
+	text  bool
+}
+
+func (m *message) event() Event {
+	if m.text {
+		return Event{Kind: EventText, Data: m.data, Runes: m.runes}
+	}
+	return Event{Kind: EventBinary, Data: m.data}
+}
+
+// lifeEvent is a lifecycle event that comes after the first at messages.
+type lifeEvent struct {
+	at uint64
+	ev Event
 }
 
 func newQueue(max int, maxBytes int64, policy Overflow) *queue {
 	return &queue{
-		max:      max,
-		maxBytes: maxBytes,
-		policy:   policy,
-		done:     make(chan struct{}),
-		notEmpty: make(chan struct{}, 1),
-		notFull:  make(chan struct{}, 1),
+		max:         max,
+		maxBytes:    maxBytes,
+		policy:      policy,
+		done:        make(chan struct{}),
+		notEmpty:    make(chan struct{}, 1),
+		notFull:     make(chan struct{}, 1),
+		pendingWarn: [3]int{-1, -1, -1},
 	}
 }
 
@@ -114,10 +162,14 @@ func poke(ch chan struct{}) {
 	}
 }
 
-// fitsLocked: a message fits if the queue holds none (a single message is
+// pushed is the number of messages ever queued.
+func (q *queue) pushedLocked() uint64 { return q.gone + uint64(q.n) }
+
+// fitsLocked: a message fits if nothing is counted (a single message is
 // bounded by max_message_size alone) or both bounds leave room for it.
-func (q *queue) fitsLocked(ev *Event) bool {
-	return q.messages == 0 || (q.messages < q.max && q.bytes+int64(len(ev.Data)) <= q.maxBytes)
+func (q *queue) fitsLocked(size int) bool {
+	count, bytes := q.n+q.lentN, q.bytes+q.lentBytes
+	return count == 0 || (count < q.max && bytes+int64(size) <= q.maxBytes)
 }
 
 // tryPut queues a message if there is room, applying the overflow policy
@@ -127,9 +179,10 @@ func (q *queue) tryPut(ev Event) (ok, wait bool, err error) {
 	q.mu.Lock()
 	switch {
 	case q.refusing || q.closed:
-		q.unlockNotify(q.dropLocked(1))
+		q.dropLocked(1)
+		q.mu.Unlock()
 		return false, false, nil
-	case q.fitsLocked(&ev):
+	case q.fitsLocked(len(ev.Data)):
 		q.unlockNotify(q.pushLocked(ev))
 		return true, false, nil
 	}
@@ -138,7 +191,12 @@ func (q *queue) tryPut(ev Event) (ok, wait bool, err error) {
 		q.unlockNotify(q.dropLocked(1))
 		return false, false, nil
 	case OverflowDropOldest:
-		for !q.fitsLocked(&ev) && q.evictOldestLocked() {
+		for !q.fitsLocked(len(ev.Data)) && q.n > 0 {
+			q.evictOldestLocked()
+		}
+		if !q.fitsLocked(len(ev.Data)) { // the consumer's batch holds the whole bound
+			q.unlockNotify(q.dropLocked(1))
+			return false, false, nil
 		}
 		q.unlockNotify(q.pushLocked(ev))
 		return true, false, nil
@@ -157,10 +215,11 @@ func (q *queue) put(ev Event, stop <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
 		if q.refusing || q.closed {
-			q.unlockNotify(q.dropLocked(1))
+			q.dropLocked(1)
+			q.mu.Unlock()
 			return false
 		}
-		if q.fitsLocked(&ev) {
+		if q.fitsLocked(len(ev.Data)) {
 			q.unlockNotify(q.pushLocked(ev))
 			return true
 		}
@@ -183,152 +242,271 @@ func (q *queue) putEvent(ev Event) {
 		q.mu.Unlock()
 		return
 	}
-	q.unlockNotify(q.pushLocked(ev))
+	q.unlockNotify(q.pushLifeLocked(ev))
 }
 
-// pushLocked appends ev and reports whether the queue was empty before.
+func (q *queue) emptyLocked() bool { return q.n == 0 && q.lifeHead == len(q.life) }
+
+// pushLocked appends a message and reports whether the queue was empty.
 func (q *queue) pushLocked(ev Event) (wasEmpty bool) {
-	wasEmpty = q.head == len(q.items)
-	q.items = append(q.items, ev)
-	if ev.isMessage() {
-		q.messages++
-		q.bytes += int64(len(ev.Data))
-		q.highMark = max(q.highMark, q.messages)
-		q.checkHighWaterLocked()
+	wasEmpty = q.emptyLocked()
+	if q.n == len(q.ring) {
+		q.growLocked()
 	}
-	if wasEmpty && q.signal != nil {
-		q.signal.Set()
-	}
+	q.ring[(q.head+q.n)%len(q.ring)] = message{data: ev.Data, runes: ev.Runes, text: ev.Kind == EventText}
+	q.n++
+	q.bytes += int64(len(ev.Data))
+	q.highMark = max(q.highMark, q.n+q.lentN)
+	q.checkHighWaterLocked()
+	q.setLocked(wasEmpty)
 	return wasEmpty
 }
 
+// growLocked doubles the ring (up to max_queue): memory follows the depth
+// actually reached, not the bound.
+func (q *queue) growLocked() {
+	size := min(max(2*len(q.ring), 16), max(q.max, 1))
+	if size <= q.n {
+		size = q.n + 1 // the one message allowed past a full queue
+	}
+	ring := make([]message, size)
+	for i := range q.n {
+		ring[i] = q.ring[(q.head+i)%len(q.ring)]
+	}
+	q.ring, q.head = ring, 0
+}
+
+// pushLifeLocked appends a lifecycle event, coalescing it with one still
+// waiting where that loses nothing a reader needs, and reports whether the
+// queue was empty.
+func (q *queue) pushLifeLocked(ev Event) (wasEmpty bool) {
+	wasEmpty = q.emptyLocked()
+	at := q.pushedLocked()
+	if last := len(q.life) - 1; ev.Kind == EventReconnecting && last >= q.lifeHead &&
+		q.life[last].ev.Kind == EventReconnecting && q.life[last].at == at {
+		q.life[last].ev = ev // nobody saw the previous attempt's event: the latest says it all
+		return wasEmpty
+	}
+	if len(q.life)-q.lifeHead >= maxLifecycle {
+		q.dropLifeLocked()
+	}
+	q.life = append(q.life, lifeEvent{at: at, ev: ev})
+	q.setLocked(wasEmpty)
+	return wasEmpty
+}
+
+// dropLifeLocked drops the oldest lifecycle event that is not the end.
+func (q *queue) dropLifeLocked() {
+	for i := q.lifeHead; i < len(q.life); i++ {
+		if q.life[i].ev.Kind == EventClosed {
+			continue
+		}
+		copy(q.life[i:], q.life[i+1:])
+		q.life = q.life[:len(q.life)-1]
+		q.lifeLost++
+		q.reindexWarningsLocked()
+		return
+	}
+}
+
+func (q *queue) reindexWarningsLocked() {
+	q.pendingWarn = [3]int{-1, -1, -1}
+	for i := q.lifeHead; i < len(q.life); i++ {
+		if ev := &q.life[i].ev; ev.Kind == EventWarning {
+			q.pendingWarn[ev.Runes] = i
+		}
+	}
+}
+
+func (q *queue) setLocked(wasEmpty bool) {
+	if wasEmpty && q.signal != nil {
+		q.signal.Set()
+	}
+}
+
 // unlockNotify unlocks and, if the queue just became non-empty, wakes a
-// waiting consumer and calls notify, without the lock.
+// waiting consumer and calls the hooks, without the lock.
 func (q *queue) unlockNotify(becameReady bool) {
-	notify := q.notify
+	notify, watcher := q.notify, q.watcher
 	q.mu.Unlock()
 	if becameReady {
 		poke(q.notEmpty)
 		if notify != nil {
 			notify()
 		}
+		if watcher != nil {
+			watcher()
+		}
 	}
 }
 
-// evictOldestLocked removes the oldest queued message; false if none.
-func (q *queue) evictOldestLocked() bool {
-	for i := q.head; i < len(q.items); i++ {
-		if !q.items[i].isMessage() {
-			continue // lifecycle events are never dropped
-		}
-		q.messages--
-		q.bytes -= int64(len(q.items[i].Data))
-		if i == q.head {
-			q.items[i] = Event{}
-			q.head++
-		} else {
-			copy(q.items[i:], q.items[i+1:])
-			q.items[len(q.items)-1] = Event{}
-			q.items = q.items[:len(q.items)-1]
-		}
-		q.dropLocked(1)
-		return true
-	}
-	return false
+// evictOldestLocked drops the oldest queued message.
+func (q *queue) evictOldestLocked() {
+	q.bytes -= int64(len(q.ring[q.head].data))
+	q.ring[q.head] = message{}
+	q.head = (q.head + 1) % len(q.ring)
+	q.n--
+	q.gone++
+	q.dropLocked(1)
 }
 
-// dropLocked counts n dropped messages and warns, at most once per
-// warnEvery, when drops start or go on. It reports whether the warning
-// made the queue non-empty.
+// dropLocked counts n dropped messages and warns when drops start or go on.
+// It reports whether the warning made the queue non-empty.
 func (q *queue) dropLocked(n int64) (becameReady bool) {
 	q.dropped += n
 	if q.refusing || q.closed {
 		return false // after a local close nobody is listening
 	}
-	q.dropsUnreported += n
-	if now := time.Now(); now.Sub(q.lastDropWarn) >= warnEvery {
-		q.lastDropWarn = now
-		msg := fmt.Sprintf("inbound queue full (overflow=%s): %d messages dropped", q.policy, q.dropsUnreported)
-		becameReady = q.pushLocked(Event{Kind: EventWarning, Runes: WarnDrops, Data: []byte(msg), Count: q.dropsUnreported})
-		q.dropsUnreported = 0
+	msg := func(total int64) string {
+		return fmt.Sprintf("inbound queue full (overflow=%s): %d messages dropped", q.policy, total)
 	}
+	if i := q.pendingWarn[WarnDrops]; i >= 0 {
+		ev := &q.life[i].ev
+		ev.Count += n
+		ev.Data = []byte(msg(ev.Count))
+		return false
+	}
+	now := time.Now()
+	if now.Sub(q.lastDropWarn) < warnEvery {
+		q.unreported += n
+		return false
+	}
+	q.lastDropWarn = now
+	count := q.unreported + n
+	q.unreported = 0
+	return q.warnLocked(WarnDrops, count, msg(count))
+}
+
+// warnLocked queues a warning of kind and remembers it as pending.
+func (q *queue) warnLocked(kind int, count int64, msg string) bool {
+	becameReady := q.pushLifeLocked(Event{Kind: EventWarning, Runes: kind, Data: []byte(msg), Count: count})
+	q.pendingWarn[kind] = len(q.life) - 1
 	return becameReady
 }
 
 // checkHighWaterLocked warns once when the queue passes the high-water
 // mark, re-armed when it drains below the low-water mark.
 func (q *queue) checkHighWaterLocked() {
-	high := float64(q.messages) >= highWater*float64(q.max) || float64(q.bytes) >= highWater*float64(q.maxBytes)
-	if !high || q.highWarned || q.messages < 2 {
+	count, bytes := q.n+q.lentN, q.bytes+q.lentBytes
+	high := float64(count) >= highWater*float64(q.max) || float64(bytes) >= highWater*float64(q.maxBytes)
+	if !high || q.highWarned || count < 2 || q.pendingWarn[WarnHighWater] >= 0 {
 		return
 	}
 	if now := time.Now(); now.Sub(q.lastHighWarn) >= warnEvery {
 		q.highWarned, q.lastHighWarn = true, now
-		msg := fmt.Sprintf("inbound queue above %.0f%%: %d messages, %d bytes waiting", highWater*100, q.messages, q.bytes)
-		q.items = append(q.items, Event{Kind: EventWarning, Runes: WarnHighWater, Data: []byte(msg), Count: int64(q.messages)})
+		msg := fmt.Sprintf("inbound queue above %.0f%%: %d messages, %d bytes waiting", highWater*100, count, bytes)
+		q.warnLocked(WarnHighWater, int64(count), msg)
 	}
 }
 
 // take waits up to timeout for events and moves up to len(dst) of them into
 // dst, stopping before the first whose data would push the total past
 // maxBytes. If that first event alone is too big, it returns n == 0 and its
-// size in need. closed reports a closed queue with nothing left.
+// size in need. closed reports a closed queue with nothing left. The
+// previous batch stops counting against the bounds: the consumer is back.
 func (q *queue) take(dst []Event, maxBytes int, timeout time.Duration) (n, need int, closed bool) {
+	q.release()
 	if !q.wait(timeout) {
 		return 0, 0, q.isDrained()
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	size := 0
-	for n < len(dst) && q.head < len(q.items) {
-		ev := &q.items[q.head]
-		if size+len(ev.Data) > maxBytes {
-			if n == 0 {
-				need = len(ev.Data)
-			}
-			break
-		}
-		size += len(ev.Data)
-		dst[n] = *ev
-		*ev = Event{}
-		q.head++
-		n++
-		if dst[n-1].isMessage() {
-			q.messages--
-			q.bytes -= int64(len(dst[n-1].Data))
-		}
-	}
-	q.compactLocked()
-	q.afterTakeLocked()
+	n, need = q.takeLocked(dst, maxBytes)
 	return n, need, n == 0 && need == 0 && q.closed
 }
 
+// takeLocked moves events into dst in the order they happened.
+func (q *queue) takeLocked(dst []Event, maxBytes int) (n, need int) {
+	size := 0
+	for n < len(dst) {
+		life, length, ok := q.peekLocked()
+		if !ok {
+			break
+		}
+		if size+length > maxBytes {
+			if n == 0 {
+				need = length
+			}
+			break
+		}
+		size += length
+		if life {
+			dst[n] = q.life[q.lifeHead].ev
+			q.popLifeLocked()
+		} else {
+			dst[n] = q.ring[q.head].event()
+			q.popMessageLocked()
+		}
+		n++
+	}
+	q.afterTakeLocked()
+	return n, need
+}
+
+// peekLocked finds the next event in order -- a lifecycle event once every
+// message before it has gone, else the oldest message -- and its size.
+func (q *queue) peekLocked() (life bool, size int, ok bool) {
+	if q.lifeHead < len(q.life) && q.life[q.lifeHead].at <= q.gone {
+		return true, len(q.life[q.lifeHead].ev.Data), true
+	}
+	if q.n > 0 {
+		return false, len(q.ring[q.head].data), true
+	}
+	return false, 0, false
+}
+
+func (q *queue) popLifeLocked() {
+	kind := q.life[q.lifeHead].ev
+	if kind.Kind == EventWarning && q.pendingWarn[kind.Runes] == q.lifeHead {
+		q.pendingWarn[kind.Runes] = -1
+	}
+	q.life[q.lifeHead] = lifeEvent{}
+	q.lifeHead++
+	if q.lifeHead == len(q.life) {
+		q.life, q.lifeHead = q.life[:0], 0
+		q.pendingWarn = [3]int{-1, -1, -1}
+	}
+}
+
+func (q *queue) popMessageLocked() {
+	size := int64(len(q.ring[q.head].data))
+	q.ring[q.head] = message{}
+	q.head = (q.head + 1) % len(q.ring)
+	q.n--
+	q.gone++
+	q.bytes -= size
+	q.lentN++
+	q.lentBytes += size
+}
+
 func (q *queue) afterTakeLocked() {
-	if q.head < len(q.items) {
+	if !q.emptyLocked() {
 		poke(q.notEmpty)
 	} else if q.signal != nil {
 		q.signal.Clear()
 	}
-	if q.messages < q.max {
-		poke(q.notFull)
-	}
-	if float64(q.messages) < lowWater*float64(q.max) && float64(q.bytes) < lowWater*float64(q.maxBytes) {
-		q.highWarned = false
+	if q.n == 0 && len(q.ring) > 1024 {
+		q.ring, q.head = nil, 0 // a burst is over: give its memory back
 	}
 }
 
-// compactLocked reuses the slice once the consumed prefix dominates it.
-func (q *queue) compactLocked() {
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		k := copy(q.items, q.items[q.head:])
-		clear(q.items[k:])
-		q.items, q.head = q.items[:k], 0
+// release ends the counting of the consumer's last batch.
+func (q *queue) release() {
+	q.mu.Lock()
+	if q.lentN == 0 && q.lentBytes == 0 {
+		q.mu.Unlock()
+		return
 	}
+	q.lentN, q.lentBytes = 0, 0
+	if float64(q.n) < lowWater*float64(q.max) && float64(q.bytes) < lowWater*float64(q.maxBytes) {
+		q.highWarned = false
+	}
+	q.mu.Unlock()
+	poke(q.notFull)
 }
 
 // wait blocks until an event is waiting, the queue is closed, or timeout.
+// A timeout of 0 only checks.
 func (q *queue) wait(timeout time.Duration) bool {
 	if q.ready() {
 		return true
@@ -357,13 +535,13 @@ func (q *queue) wait(timeout time.Duration) bool {
 func (q *queue) ready() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.head < len(q.items)
+	return !q.emptyLocked()
 }
 
 func (q *queue) isDrained() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.closed && q.head == len(q.items)
+	return q.closed && q.emptyLocked()
 }
 
 // refuse makes put drop messages from now on (a local close: nobody will
@@ -393,7 +571,7 @@ func (q *queue) setSignal(s Signal) {
 	if s == nil {
 		return
 	}
-	if q.head < len(q.items) {
+	if !q.emptyLocked() {
 		s.Set()
 	} else {
 		s.Clear()
@@ -406,10 +584,16 @@ func (q *queue) setNotify(f func()) {
 	q.mu.Unlock()
 }
 
-// depth returns the messages and bytes waiting, the high-water mark and
-// the messages dropped so far.
-func (q *queue) depth() (messages int, bytes int64, high int, dropped int64) {
+func (q *queue) setWatcher(f func()) {
+	q.mu.Lock()
+	q.watcher = f
+	q.mu.Unlock()
+}
+
+// depth returns the messages and bytes counted (queued and lent), the
+// high-water mark, the messages dropped and the lifecycle events dropped.
+func (q *queue) depth() (messages int, bytes int64, high int, dropped, lifeLost int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.messages, q.bytes, q.highMark, q.dropped
+	return q.n + q.lentN, q.bytes + q.lentBytes, q.highMark, q.dropped, q.lifeLost
 }

@@ -70,7 +70,7 @@ func TestOverflowPolicies(t *testing.T) {
 	} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			srv := wstest.New(t, flooder(total, 100))
-			c := open(t, Options{URL: srv.URL, MaxQueue: max, Overflow: tc.policy})
+			c := open(t, Options{URL: srv.URL, MaxQueue: int64(max), Overflow: tc.policy})
 			mustOpen(t, c)
 			// messages_in counts a message before the queue decides its
 			// fate; the drop count settles only after the last one.
@@ -95,7 +95,7 @@ func TestOverflowBlockLosesNothing(t *testing.T) {
 	c := open(t, Options{URL: srv.URL, MaxQueue: 10})
 	mustOpen(t, c)
 	time.Sleep(50 * time.Millisecond)
-	if d, _, _, _ := c.q.depth(); d > 10 {
+	if d, _, _, _, _ := c.q.depth(); d > 10 {
 		t.Fatalf("depth %d over max_queue", d)
 	}
 	var got []int
@@ -122,7 +122,7 @@ func TestOverflowCloseFailsTheConnection(t *testing.T) {
 	mustOpen(t, c)
 	time.Sleep(100 * time.Millisecond) // the queue fills, nobody reads
 	ev := nextOf(t, c, EventClosed)
-	if ev.Err != CodeQueueFull || ev.CloseCode != ClosePolicyViolation {
+	if ev.End.Err != CodeQueueFull || ev.End.Code != ClosePolicyViolation {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -132,7 +132,7 @@ func TestMaxQueueBytesBoundsTheQueue(t *testing.T) {
 	c := open(t, Options{URL: srv.URL, MaxQueue: 1000, MaxQueueBytes: 1000})
 	mustOpen(t, c)
 	time.Sleep(100 * time.Millisecond)
-	if d, b, _, _ := c.q.depth(); d > 10 || b > 1000 {
+	if d, b, _, _, _ := c.q.depth(); d > 10 || b > 1000 {
 		t.Fatalf("depth %d messages, %d bytes: over max_queue_bytes", d, b)
 	}
 	_, warnings := drain(t, c, 50*time.Millisecond)

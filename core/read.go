@@ -84,7 +84,7 @@ func (cn *conn) readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return message(hdr.OpCode, buf, incremental)
+	return makeMessage(hdr.OpCode, buf, incremental)
 }
 
 // readCompressed inflates a compressed message (RFC 7692 7.2.2), checking
@@ -112,7 +112,7 @@ func (cn *conn) readCompressed(rd *wsutil.Reader, hdr ws.Header) (Event, error) 
 		}
 	}
 	cn.inflate.inflated(buf)
-	return message(hdr.OpCode, buf, incremental)
+	return makeMessage(hdr.OpCode, buf, incremental)
 }
 
 // eofReader remembers whether its reader reached EOF: reading a wsutil
@@ -131,8 +131,8 @@ func (e *eofReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// message checks text for UTF-8 (RFC 6455 8.1) and makes the event.
-func message(op ws.OpCode, buf []byte, incremental *wsutil.UTF8Reader) (Event, error) {
+// makeMessage checks text for UTF-8 (RFC 6455 8.1) and makes the event.
+func makeMessage(op ws.OpCode, buf []byte, incremental *wsutil.UTF8Reader) (Event, error) {
 	if op != ws.OpText {
 		return Event{Kind: EventBinary, Data: buf}, nil
 	}
@@ -294,6 +294,7 @@ func (cn *conn) receiveClose(body []byte) error {
 		return err
 	}
 	cn.peerClose = ce // read by endCause after the reader has returned
+	cn.firstClose.CompareAndSwap(int32(SideNone), int32(SideServer))
 	cn.client.peerClosing()
 	if err := cn.writeClose(ce.Code, ""); err != nil && !cn.closeSentErr(err) {
 		return err
@@ -301,7 +302,11 @@ func (cn *conn) receiveClose(body []byte) error {
 	return ce
 }
 
-// closeDeadline is when a close handshake that starts now must be over.
+// closeDeadline is when a close handshake that starts now must be over;
+// zero for no limit.
 func (c *Client) closeDeadline() time.Time {
+	if c.s.CloseTimeout <= 0 {
+		return time.Time{}
+	}
 	return time.Now().Add(c.s.CloseTimeout)
 }

@@ -14,19 +14,25 @@ import (
 // spreading each delay uniformly between Min and that value so a fleet of
 // clients does not reconnect in lock step.
 type Backoff struct {
-	// Min is the first delay of the schedule. Defaults to 500 ms.
+	// Min is the first delay of the schedule, at least MinBackoff.
+	// Defaults to 500 ms.
 	Min time.Duration
 	// Max caps every delay. Defaults to 30 s.
 	Max time.Duration
 	// Factor multiplies the delay at each attempt. Defaults to 2.
 	Factor float64
-	// Jitter randomizes each delay. Defaults to false in Go; Python's
-	// default is true.
+	// Jitter randomizes each delay. Defaults to false in Go; the C API's
+	// and Python's default is true.
 	Jitter bool
 	// MaxAttempts ends the client after that many consecutive failed
 	// attempts. Defaults to 0: retry forever.
 	MaxAttempts int
 }
+
+// MinBackoff is the least delay a schedule may start with: no policy can
+// make a tight reconnect loop (a healthy connection's one immediate retry
+// aside, which HealthyAfter spaces out).
+const MinBackoff = 50 * time.Millisecond
 
 // DefaultFatalStatuses are the handshake statuses that end the client
 // instead of a retry: a bad request, key or path will not fix itself.
@@ -47,8 +53,8 @@ func (b Backoff) withDefaults() Backoff {
 
 func (b Backoff) validate() error {
 	switch {
-	case b.Min <= 0:
-		return invalidArg("reconnect", "min must be positive")
+	case b.Min < MinBackoff:
+		return invalidArg("reconnect", "min must be at least %v (no policy may reconnect in a tight loop), got %v", MinBackoff, b.Min)
 	case b.Max < b.Min:
 		return invalidArg("reconnect", "max must be at least min")
 	case b.Factor < 1:
@@ -81,66 +87,69 @@ func (c *Client) SetBackoff(b Backoff) error {
 	return nil
 }
 
-// SetHeaderFunc installs f, called before every reconnect attempt for the
-// handshake headers (fresh signatures); nil restores Options.Header.
-func (c *Client) SetHeaderFunc(f func() (http.Header, error)) {
-	c.mu.Lock()
-	c.headerFunc = f
-	c.mu.Unlock()
+// fate is what follows the end of a connection or of a failed attempt.
+type fate struct {
+	cause error
+	end   End           // how it ended: the client's end unless again
+	again bool          // dial again, after delay
+	delay time.Duration //
+	// The reconnect counters as they will be once the attempt is announced.
+	attempt, sched int
 }
 
-// header returns the headers for the next attempt: Options.Header for the
-// first, the header function's for reconnects.
-func (c *Client) header() (http.Header, error) {
-	c.mu.Lock()
-	f := c.headerFunc
-	c.mu.Unlock()
-	if f == nil || !c.everOpened.Load() {
-		return c.s.Header, nil
-	}
-	h, err := f()
-	if err != nil {
-		return nil, &Error{Code: CodeInvalidArgument, Op: "headers", Err: err}
-	}
-	if err := checkHeader(h); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// retry decides, after the connection or the attempt ended with err,
-// whether to dial again and after how long. Every failure goes through the
+// plan decides, after the connection cn (nil for a failed attempt) or the
+// attempt ended with cause, whether to dial again and after how long. It
+// changes nothing: follow carries it out. Every failure goes through the
 // same schedule; the schedule restarts (with an immediate first retry) only
 // after a connection that stayed open for HealthyAfter, so a server that
 // accepts and drops at once cannot cause a tight loop.
-func (c *Client) retry(err error, wasOpen bool, upFor time.Duration) (time.Duration, bool) {
-	if c.closeRequested() {
-		return 0, false
+func (c *Client) plan(cause error, cn *conn) fate {
+	side := SideNone
+	if cn != nil {
+		side = cn.closedBy()
 	}
-	if wasOpen {
-		c.q.putEvent(closeEvent(EventDisconnected, err))
-	}
-	if c.s.Reconnect == nil || !c.everOpened.Load() || c.fatal(err) {
-		return 0, false
+	f := fate{cause: cause, end: endOf(cause, side)}
+	if cn == nil {
+		f.end.Dialing = f.end.Err != CodeOK
 	}
 	c.mu.Lock()
-	policy := c.policy
+	policy, closing := c.policy, c.userClosed
 	c.mu.Unlock()
-	immediate := wasOpen && upFor >= c.s.HealthyAfter
-	if immediate {
-		c.attempt, c.sched = 0, 0
+	if closing || c.s.Reconnect == nil || !c.everOpened.Load() || c.fatal(cause) {
+		return f
 	}
-	c.attempt++
-	if policy.MaxAttempts > 0 && c.attempt > policy.MaxAttempts {
-		return 0, false
+	healthy := cn != nil && cn.upFor() >= c.s.HealthyAfter
+	f.attempt, f.sched = c.attempt+1, c.sched
+	if healthy {
+		f.attempt, f.sched = 1, 0
 	}
-	var delay time.Duration
-	if !immediate {
-		delay = policy.delay(c.sched)
-		c.sched++
+	if policy.MaxAttempts > 0 && f.attempt > policy.MaxAttempts {
+		return f
 	}
-	delay = max(delay, retryAfter(err))
-	return delay, c.announceAttempt(delay, err)
+	if !healthy {
+		f.delay = policy.delay(f.sched)
+		f.sched++
+	}
+	f.delay = max(f.delay, retryAfter(cause))
+	f.again = true
+	return f
+}
+
+// follow carries out fate f of a connection (wasOpen) or an attempt: it
+// reports the loss, and announces the next attempt if there is one. It
+// returns false when the client ends instead.
+func (c *Client) follow(f fate, wasOpen bool) bool {
+	if c.closeRequested() {
+		return false
+	}
+	if wasOpen {
+		c.emit(f.end.event(EventDisconnected))
+	}
+	if !f.again {
+		return false
+	}
+	c.attempt, c.sched = f.attempt, f.sched
+	return c.announceAttempt(f.delay, f.cause)
 }
 
 // announceAttempt moves to reconnecting and queues the attempt event; it
@@ -155,9 +164,10 @@ func (c *Client) announceAttempt(delay time.Duration, err error) bool {
 	c.stats.v[StatAttempt].Store(int64(c.attempt))
 	ev := Event{Kind: EventReconnecting, Runes: c.attempt, Delay: delay}
 	if err != nil {
-		ev.Err, ev.Data = CodeOf(err), []byte(wrap("connection", err).Error())
+		// End.Err is for Go consumers; the C layout carries the text.
+		ev.End.Err, ev.Data = CodeOf(err), []byte(wrap("connection", err).Error())
 	}
-	c.q.putEvent(ev)
+	c.emit(ev)
 	return true
 }
 
@@ -200,4 +210,71 @@ func (c *Client) sleep(d time.Duration) bool {
 	case <-c.ctx.Done():
 		return false
 	}
+}
+
+// headerRequests is the exchange by which a reconnect attempt gets fresh
+// handshake headers (auth signatures) from the observer -- the Python
+// package's callback thread or event loop, so that the user's code never
+// runs on an engine thread.
+type headerRequests struct {
+	last  int              // the number of the latest request; guarded by Client.mu
+	reply chan headerReply // where it is answered, nil when none waits
+}
+
+type headerReply struct {
+	h   http.Header
+	err error
+}
+
+// header returns the headers for the next attempt: Options.Header for the
+// first one, and for reconnects too unless Options.HeaderRequests asks the
+// observer for fresh ones.
+func (c *Client) header() (http.Header, error) {
+	m := c.member.Load()
+	if !c.s.HeaderRequests || !c.everOpened.Load() || m == nil {
+		return c.s.Header, nil
+	}
+	reply := make(chan headerReply, 1)
+	c.mu.Lock()
+	c.headers.last++
+	req := c.headers.last
+	c.headers.reply = reply
+	c.mu.Unlock()
+	m.control(Event{Kind: EventHeaders, Runes: req})
+	var expired <-chan time.Time
+	if c.s.OpenTimeout > 0 {
+		t := time.NewTimer(c.s.OpenTimeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case r := <-reply:
+		return r.h, r.err
+	case <-c.ctx.Done():
+		return nil, c.ctx.Err()
+	case <-expired:
+		return nil, &Error{Code: CodeTimeout, Op: "headers", Err: errors.New("no headers within open_timeout")}
+	}
+}
+
+// ProvideHeaders answers header request req: pairs are the headers, or
+// failure says why there are none (the attempt then fails and the backoff
+// schedule goes on). Invalid headers fail the attempt, and are refused here
+// too, so the caller can say what was wrong.
+func (c *Client) ProvideHeaders(req int, pairs [][2]string, failure string) error {
+	c.mu.Lock()
+	reply := c.headers.reply
+	if reply == nil || req != c.headers.last {
+		c.mu.Unlock()
+		return invalidArg("request", "no header request %d is waiting", req)
+	}
+	c.headers.reply = nil
+	c.mu.Unlock()
+	if failure != "" {
+		reply <- headerReply{err: &Error{Code: CodeInvalidArgument, Op: "headers", Err: errors.New(failure)}}
+		return nil
+	}
+	h, err := headerOf(pairs)
+	reply <- headerReply{h: h, err: err}
+	return err
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +35,7 @@ func TestReconnectsAfterTheConnectionIsLost(t *testing.T) {
 		if ev := next(t, c); string(ev.Data) != fmt.Sprintf("hello-%d", i) {
 			t.Fatalf("got %q", ev.Data)
 		}
-		if ev := next(t, c); ev.Kind != EventDisconnected || ev.CloseCode != CloseAbnormal {
+		if ev := next(t, c); ev.Kind != EventDisconnected || ev.End.Code != CloseAbnormal {
 			t.Fatalf("got %+v, want disconnected", ev)
 		}
 		if ev := next(t, c); ev.Kind != EventReconnecting || ev.Runes != i+1 || ev.Delay < fast.Min {
@@ -68,10 +68,10 @@ func TestAcceptThenDropIsNoTightLoop(t *testing.T) {
 
 func TestHealthyConnectionRetriesAtOnce(t *testing.T) {
 	srv := wstest.NewRaw(t, func(i int, c net.Conn) {
-		upgradeThen(c, func() { time.Sleep(150 * time.Millisecond) })
+		upgradeThen(c, func() { time.Sleep(MinHealthyAfter + 100*time.Millisecond) })
 	})
-	c := open(t, Options{URL: srv.URL, Reconnect: &fast, HealthyAfter: 100 * time.Millisecond})
-	for i := 0; i < 3; i++ {
+	c := open(t, Options{URL: srv.URL, Reconnect: &fast, HealthyAfter: MinHealthyAfter})
+	for i := 0; i < 2; i++ {
 		if ev := nextOf(t, c, EventReconnecting); ev.Delay != 0 || ev.Runes != 1 {
 			t.Fatalf("after a healthy connection: %+v, want attempt 1 at once", ev)
 		}
@@ -88,7 +88,7 @@ func TestFatalStatusEndsTheClient(t *testing.T) {
 	})
 	c := open(t, Options{URL: srv.URL, Reconnect: &fast})
 	ev := nextOf(t, c, EventClosed)
-	if ev.Err != CodeHandshake || ev.Status != 403 {
+	if ev.End.Err != CodeHandshake || ev.End.Status != 403 {
 		t.Fatalf("got %+v", ev)
 	}
 }
@@ -104,7 +104,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	c := open(t, Options{URL: srv.URL, Reconnect: &fast})
 	nextOf(t, c, EventReconnecting)
 	ev := nextOf(t, c, EventReconnecting)
-	if ev.Delay < time.Second || ev.Err != CodeHandshake {
+	if ev.Delay < time.Second || ev.End.Err != CodeHandshake {
 		t.Fatalf("after a 503 with Retry-After: 1: %+v", ev)
 	}
 }
@@ -123,7 +123,7 @@ func TestMaxAttemptsEndsWithTheLastError(t *testing.T) {
 			attempts++
 		}
 		if ev.Kind == EventClosed {
-			if attempts != 3 || ev.Err != CodeRefused {
+			if attempts != 3 || ev.End.Err != CodeRefused {
 				t.Fatalf("attempts %d, end %+v", attempts, ev)
 			}
 			return
@@ -133,9 +133,7 @@ func TestMaxAttemptsEndsWithTheLastError(t *testing.T) {
 
 func TestCloseDuringReconnectWaitReturnsAtOnce(t *testing.T) {
 	srv := wstest.NewRaw(t, helloAndDrop)
-	var dials atomic.Int32
-	c := open(t, Options{URL: srv.URL, Reconnect: &Backoff{Min: 30 * time.Second, Max: 30 * time.Second}})
-	c.SetHeaderFunc(func() (http.Header, error) { dials.Add(1); return nil, nil })
+	c, hub, _ := openObserved(t, Options{URL: srv.URL, Reconnect: &Backoff{Min: 30 * time.Second, Max: 30 * time.Second}, HeaderRequests: true})
 	nextOf(t, c, EventReconnecting)
 	start := time.Now()
 	_ = c.Close(CloseNormal, "")
@@ -143,12 +141,17 @@ func TestCloseDuringReconnectWaitReturnsAtOnce(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("close took %v", took)
 	}
-	if dials.Load() != 0 {
-		t.Fatal("dialled after Close")
+	for _, ev := range drainHub(hub) {
+		if ev.Kind == EventHeaders {
+			t.Fatal("asked for headers (about to dial) after Close")
+		}
 	}
 }
 
-func TestHeaderFuncIsCalledForEveryReconnect(t *testing.T) {
+// TestHeaderRequestsComeBeforeEveryReconnect: with HeaderRequests, every
+// reconnect attempt asks the hub's observer for fresh headers and uses its
+// answer; the first attempt uses Options.Header.
+func TestHeaderRequestsComeBeforeEveryReconnect(t *testing.T) {
 	got := make(chan string, 10)
 	srv := wstest.NewRaw(t, func(i int, c net.Conn) {
 		u := ws.Upgrader{OnHeader: func(k, v []byte) error {
@@ -161,11 +164,9 @@ func TestHeaderFuncIsCalledForEveryReconnect(t *testing.T) {
 			_ = wsutil.WriteServerMessage(c, ws.OpText, []byte("x"))
 		}
 	})
-	var n atomic.Int32
-	c := open(t, Options{URL: srv.URL, Reconnect: &fast, Header: http.Header{"X-Sig": {"first"}}})
-	c.SetHeaderFunc(func() (http.Header, error) {
-		return http.Header{"X-Sig": {fmt.Sprint("fresh-", n.Add(1))}}, nil
-	})
+	c, hub, _ := openObserved(t, Options{URL: srv.URL, Reconnect: &fast, Header: http.Header{"X-Sig": {"first"}}, HeaderRequests: true})
+	stop := answerHeaders(t, c, hub, func(req int) [][2]string { return [][2]string{{"X-Sig", fmt.Sprint("fresh-", req)}} })
+	defer stop()
 	for _, want := range []string{"first", "fresh-1", "fresh-2"} {
 		select {
 		case v := <-got:
@@ -175,6 +176,27 @@ func TestHeaderFuncIsCalledForEveryReconnect(t *testing.T) {
 		case <-time.After(waitLong):
 			t.Fatal("no handshake")
 		}
+	}
+}
+
+// TestHeaderRequestRefusals: invalid or missing headers fail the attempt
+// (not the client), and the schedule goes on.
+func TestHeaderRequestRefusals(t *testing.T) {
+	srv := wstest.NewRaw(t, helloAndDrop)
+	c, hub, _ := openObserved(t, Options{URL: srv.URL, Reconnect: &fast, HeaderRequests: true})
+	stop := answerHeaders(t, c, hub, func(req int) [][2]string {
+		if req == 1 {
+			return [][2]string{{"Host", "evil"}}
+		}
+		return nil
+	})
+	defer stop()
+	ev := nextOf(t, c, EventReconnecting) // after the first connection
+	if ev = nextOf(t, c, EventReconnecting); !strings.Contains(string(ev.Data), "Host") {
+		t.Fatalf("attempt with a reserved header: %q", ev.Data)
+	}
+	if err := c.ProvideHeaders(99, nil, ""); CodeOf(err) != CodeInvalidArgument {
+		t.Fatalf("an unknown request was answered: %v", err)
 	}
 }
 
@@ -201,7 +223,7 @@ func TestDeadPeerIsDetected(t *testing.T) {
 	mustOpen(t, c)
 	start := time.Now()
 	ev := nextOf(t, c, EventClosed)
-	if took := time.Since(start); ev.Err != CodeTimeout || took > 600*time.Millisecond {
+	if took := time.Since(start); ev.End.Err != CodeTimeout || took > 600*time.Millisecond {
 		t.Fatalf("end %+v after %v", ev, took)
 	}
 	if s := c.Stats(); s[StatPingsSent] != 1 || s[StatPingsAfterDeath] != 0 {

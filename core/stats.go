@@ -31,6 +31,7 @@ const (
 	StatReaderBlockedMillis
 	StatConnectedMillis // how long the current connection has been open (a gauge)
 	StatCompressedIn    // messages that arrived compressed (permessage-deflate)
+	StatEventsDropped   // lifecycle events dropped for a consumer that does not read (see maxLifecycle)
 	NumStats
 )
 
@@ -40,7 +41,7 @@ var StatNames = [NumStats]string{
 	"queue_depth", "queue_bytes", "queue_high_water", "dropped",
 	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
 	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
-	"compressed_in",
+	"compressed_in", "events_dropped",
 }
 
 type stats struct {
@@ -55,9 +56,9 @@ func (c *Client) Stats() [NumStats]int64 {
 	for i := range out {
 		out[i] = c.stats.v[i].Load()
 	}
-	depth, size, high, dropped := c.q.depth()
+	depth, size, high, dropped, lifeLost := c.q.depth()
 	out[StatQueueDepth], out[StatQueueBytes], out[StatQueueHighWater] = int64(depth), size, int64(high)
-	out[StatDropped] = dropped
+	out[StatDropped], out[StatEventsDropped] = dropped, lifeLost
 	if at := c.openedAt.Load(); at != 0 {
 		out[StatConnectedMillis] = time.Since(time.Unix(0, at)).Milliseconds()
 	}

@@ -74,15 +74,21 @@ func (s *Server) serve(conn net.Conn) {
 		refuse(conn, br, r)
 		return
 	}
-	if _, err := (ws.Upgrader{}).Upgrade(readWriter{br, conn}); err != nil {
+	// The client is registered, with its write lock held, before the 101
+	// goes out: a Send right after the client saw the handshake complete
+	// reaches it, and no frame can overtake the 101.
+	c := &client{conn: conn, sentClose: make(chan struct{}), done: make(chan struct{})}
+	c.writeMu.Lock()
+	s.add(c)
+	defer s.remove(c)
+	defer close(c.done)
+	_, err := (ws.Upgrader{}).Upgrade(readWriter{br, conn})
+	c.writeMu.Unlock()
+	if err != nil {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &client{conn: conn, sentClose: make(chan struct{}), done: make(chan struct{})}
-	s.add(c)
 	s.handshakes.Add(1)
-	defer s.remove(c)
-	defer close(c.done)
 	c.readLoop(s, bufio.NewReader(conn))
 }
 

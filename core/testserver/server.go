@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/steadyws/steadyws/core/internal/spawn"
 )
 
 // Options bound the server. The zero value of a field means its default.
@@ -56,6 +58,10 @@ type Message struct {
 	Data   []byte
 }
 
+// Panics is the number of goroutines of the server that panicked (and were
+// recovered): a test server bug.
+func (s *Server) Panics() int64 { return s.panics.Load() }
+
 // Counts are the server's counters.
 type Counts struct {
 	Handshakes int64 // handshakes accepted
@@ -71,7 +77,8 @@ type Server struct {
 	ln       net.Listener
 	received chan Message
 	stopped  chan struct{}
-	wg       sync.WaitGroup
+	group    spawn.Group // every goroutine of the server; a panic in one is logged in Panics
+	panics   atomic.Int64
 
 	mu      sync.Mutex
 	sockets map[net.Conn]struct{} // every accepted socket, upgraded or not
@@ -100,8 +107,8 @@ func Start(o Options) (*Server, error) {
 		o: o, ln: ln, received: make(chan Message, o.MaxReceived), stopped: make(chan struct{}),
 		sockets: map[net.Conn]struct{}{}, clients: map[int64]*client{}, nextID: 1,
 	}
-	s.wg.Add(1)
-	go s.accept()
+	s.group.OnPanic = func(error) { s.panics.Add(1) }
+	s.group.Go("accept", s.accept)
 	return s, nil
 }
 
@@ -109,21 +116,14 @@ func Start(o Options) (*Server, error) {
 func (s *Server) URL() string { return "ws://" + s.ln.Addr().String() + "/" }
 
 func (s *Server) accept() {
-	defer s.wg.Done()
 	for {
 		conn, err := s.ln.Accept()
 		if err != nil {
 			return
 		}
-		if !s.track(conn) {
+		if !s.track(conn) || !s.group.Go("serve", func() { s.serve(conn) }) {
 			conn.Close()
-			continue
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serve(conn)
-		}()
 	}
 }
 
@@ -191,11 +191,7 @@ func (s *Server) Flood(id int64, n, size int) error {
 		return err
 	}
 	for _, c := range cs {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.flood(n, size, s.blackholed)
-		}()
+		s.group.Go("flood", func() { c.flood(n, size, s.blackholed) })
 	}
 	return nil
 }
@@ -214,15 +210,11 @@ func (s *Server) Reset(id int64) error {
 // client), waits up to a second for the answer, and closes TCP.
 func (s *Server) Close(id int64, code int, reason string) error {
 	cs, err := s.targets(id)
-	var wg sync.WaitGroup
+	var g spawn.Group
 	for _, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.closeHandshake(code, reason, time.Second)
-		}()
+		g.Go("close", func() { c.closeHandshake(code, reason, time.Second) })
 	}
-	wg.Wait()
+	g.Wait()
 	return err
 }
 
@@ -248,8 +240,17 @@ func (s *Server) waitOutBlackhole() bool {
 	return true
 }
 
-// Recv returns the oldest message not yet received, waiting up to timeout.
+// Recv returns the oldest message not yet received, waiting up to timeout
+// (0: only what has arrived).
 func (s *Server) Recv(timeout time.Duration) (Message, bool) {
+	select {
+	case m := <-s.received:
+		return m, true
+	default:
+	}
+	if timeout <= 0 {
+		return Message{}, false
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -305,7 +306,7 @@ func (s *Server) Stop(timeout time.Duration) bool {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	spawn.Go("stop", nil, func() { s.group.Close(); close(done) })
 	select {
 	case <-done:
 		return true

@@ -77,7 +77,7 @@ func TestSendRecvAndClients(t *testing.T) {
 	if ev := next(t, b, core.EventBinary); string(ev.Data) != "\x01\x02" {
 		t.Fatalf("b got %q", ev.Data)
 	}
-	if err := a.Send([]byte("subscribe"), true); err != nil {
+	if err := a.Send([]byte("subscribe"), core.SendText, 0); err != nil {
 		t.Fatal(err)
 	}
 	m, ok := s.Recv(wait)
@@ -96,7 +96,7 @@ func TestResetAndClose(t *testing.T) {
 	if err := s.Reset(-1); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, c, core.EventClosed); ev.Err != core.CodeReset {
+	if ev := next(t, c, core.EventClosed); ev.End.Err != core.CodeReset {
 		t.Fatalf("after reset: %+v", ev)
 	}
 	c = dial(t, core.Options{URL: s.URL()})
@@ -104,7 +104,7 @@ func TestResetAndClose(t *testing.T) {
 	if err := s.Close(-1, 1001, "going away"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, c, core.EventClosed); ev.CloseCode != 1001 || string(ev.Data) != "going away" {
+	if ev := next(t, c, core.EventClosed); ev.End.Code != 1001 || string(ev.Data) != "going away" {
 		t.Fatalf("after close: %+v", ev)
 	}
 }
@@ -115,7 +115,7 @@ func TestRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, core.Options{URL: s.URL()})
-	if ev := next(t, c, core.EventClosed); ev.Status != 503 || c.Err().RetryAfter != 2*time.Second {
+	if ev := next(t, c, core.EventClosed); ev.End.Status != 503 || c.Err().RetryAfter != 2*time.Second {
 		t.Fatalf("refused: %+v %v", ev, c.Err())
 	}
 	c = dial(t, core.Options{URL: s.URL()}) // times=1: the next one gets in
@@ -134,7 +134,7 @@ func TestBlackholeIsDetectedByTheHeartbeat(t *testing.T) {
 	next(t, c, core.EventOpen)
 	s.Blackhole(5 * time.Second)
 	start := time.Now()
-	if ev := next(t, c, core.EventClosed); ev.Err != core.CodeTimeout {
+	if ev := next(t, c, core.EventClosed); ev.End.Err != core.CodeTimeout {
 		t.Fatalf("after blackhole: %+v", ev)
 	}
 	// Due within ping_interval + ping_timeout (0.3 s); the margin is for

@@ -1,0 +1,355 @@
+package core
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// Hub gathers the events of many clients into one stream, so that one
+// thread (or one event loop) waits on one wakeup and polls many clients in
+// one call. A member either observes its client -- the hub gets a copy of
+// each lifecycle event and the header requests, while messages stay in the
+// client's queue for its own consumer -- or consumes it: the client's whole
+// event stream goes through the hub.
+//
+// A member's events are handed out in batches of at most perMember events,
+// members taking turns, and a member whose batch was handed out gets no
+// more until Ack: the consumer runs its callbacks in order, and a member
+// that floods holds up the others by at most one batch.
+type Hub struct {
+	mu       sync.Mutex
+	members  map[uint32]*member
+	next     uint32
+	ready    []*member // members with events, each once, oldest first
+	closed   bool
+	notEmpty chan struct{}
+	done     chan struct{}
+	signal   Signal
+}
+
+type memberState int
+
+const (
+	memberIdle  memberState = iota // nothing to hand out
+	memberReady                    // in Hub.ready
+	memberBusy                     // its batch is out, until Ack
+	memberGone                     // detached
+)
+
+// member is a client's place in a hub.
+type member struct {
+	hub     *Hub
+	id      uint32
+	client  *Client
+	consume bool
+
+	// Guarded by hub.mu.
+	state memberState
+	inbox []Event // lifecycle copies (observers) and header requests
+	lost  int64   // inbox events dropped past maxLifecycle
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{members: map[uint32]*member{}, next: 1, notEmpty: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+var errHubClosed = &Error{Code: CodeClosed, Op: "hub", Err: errors.New("the hub is closed")}
+
+// Attach makes c a member, observing or consuming (see Hub), and returns
+// its id, which tags its events in Poll. Attach before Start, so that no
+// event is missed. A client belongs to one hub at most.
+func (h *Hub) Attach(c *Client, consume bool) (uint32, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, errHubClosed
+	}
+	m := &member{hub: h, id: h.next, client: c, consume: consume}
+	if !c.member.CompareAndSwap(nil, m) {
+		return 0, invalidArg("hub", "the connection is in a hub already")
+	}
+	h.next++
+	h.members[m.id] = m
+	if consume {
+		c.q.setWatcher(func() { h.wake(m) })
+		if c.q.ready() {
+			h.readyLocked(m)
+		}
+	}
+	return m.id, nil
+}
+
+// Detach removes member id; its client's events stay in its own queue.
+func (h *Hub) Detach(id uint32) {
+	h.mu.Lock()
+	m, ok := h.members[id]
+	if ok {
+		h.detachLocked(m)
+	}
+	h.mu.Unlock()
+}
+
+// DetachClient removes c from whatever hub it is in.
+func DetachClient(c *Client) {
+	if m := c.member.Load(); m != nil {
+		m.hub.Detach(m.id)
+	}
+}
+
+func (h *Hub) detachLocked(m *member) {
+	delete(h.members, m.id)
+	if m.state == memberReady {
+		h.ready = deleteMember(h.ready, m)
+		h.levelLocked()
+	}
+	m.state, m.inbox = memberGone, nil
+	m.client.member.CompareAndSwap(m, nil)
+	if m.consume {
+		m.client.q.setWatcher(nil)
+		m.client.q.release()
+	}
+}
+
+func deleteMember(ms []*member, m *member) []*member {
+	for i := range ms {
+		if ms[i] == m {
+			return append(ms[:i], ms[i+1:]...)
+		}
+	}
+	return ms
+}
+
+// lifecycle receives a copy of one of the client's lifecycle events. A
+// consumer gets them through the queue instead.
+func (m *member) lifecycle(ev Event) {
+	if !m.consume {
+		m.control(ev)
+	}
+}
+
+// control hands the hub an event for this member's inbox.
+func (m *member) control(ev Event) {
+	h := m.hub
+	h.mu.Lock()
+	if m.state == memberGone {
+		h.mu.Unlock()
+		return
+	}
+	if len(m.inbox) >= maxLifecycle {
+		m.dropOldestLocked()
+	}
+	m.inbox = append(m.inbox, ev)
+	woke := h.readyLocked(m)
+	h.mu.Unlock()
+	if woke {
+		poke(h.notEmpty)
+	}
+}
+
+// dropOldestLocked drops the oldest inbox event that is not the end.
+func (m *member) dropOldestLocked() {
+	for i, ev := range m.inbox {
+		if ev.Kind != EventClosed {
+			m.inbox = append(m.inbox[:i], m.inbox[i+1:]...)
+			m.lost++
+			return
+		}
+	}
+}
+
+// wake is the queue watcher of a consuming member.
+func (h *Hub) wake(m *member) {
+	h.mu.Lock()
+	woke := false
+	if m.state != memberGone {
+		woke = h.readyLocked(m)
+	}
+	h.mu.Unlock()
+	if woke {
+		poke(h.notEmpty)
+	}
+}
+
+// readyLocked queues an idle member; it reports whether the hub went from
+// nothing to hand out to something.
+func (h *Hub) readyLocked(m *member) bool {
+	if m.state != memberIdle {
+		return false
+	}
+	m.state = memberReady
+	h.ready = append(h.ready, m)
+	h.levelLocked()
+	return len(h.ready) == 1
+}
+
+// levelLocked sets the signal to whether members are ready.
+func (h *Hub) levelLocked() {
+	if h.signal == nil {
+		return
+	}
+	if len(h.ready) > 0 {
+		h.signal.Set()
+	} else {
+		h.signal.Clear()
+	}
+}
+
+// Poll waits up to timeout (0: only checks) for members with events and
+// moves up to len(dst) events into dst, at most perMember from each member
+// and as many as fit in maxBytes of data; src[i] is the member of dst[i].
+// If the first event alone needs more than maxBytes, it returns need.
+func (h *Hub) Poll(dst []Event, src []uint32, maxBytes, perMember int, timeout time.Duration) (n, need int, err error) {
+	if !h.wait(timeout) {
+		if h.isClosed() {
+			return 0, 0, errHubClosed
+		}
+		return 0, 0, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	size := 0
+	for len(h.ready) > 0 && n < len(dst) && need == 0 {
+		m := h.ready[0]
+		limit := min(n+perMember, len(dst))
+		k, sz, needed := m.takeLocked(dst[n:limit], maxBytes-size)
+		for i := n; i < n+k; i++ {
+			src[i] = m.id
+		}
+		if k == 0 && needed > 0 {
+			if n == 0 {
+				need = needed
+			}
+			break
+		}
+		n, size = n+k, size+sz
+		h.ready = h.ready[1:]
+		m.state = memberBusy
+		if k == 0 { // nothing after all: a drained queue
+			m.state = memberIdle
+		}
+	}
+	h.levelLocked()
+	if len(h.ready) > 0 {
+		poke(h.notEmpty)
+	}
+	return n, need, nil
+}
+
+// takeLocked moves the member's next events into dst: its inbox, then,
+// for a consumer, its queue.
+func (m *member) takeLocked(dst []Event, maxBytes int) (n, size, need int) {
+	for n < len(dst) && len(m.inbox) > 0 {
+		ev := m.inbox[0]
+		if size+len(ev.Data) > maxBytes {
+			return n, size, len(ev.Data)
+		}
+		dst[n], size = ev, size+len(ev.Data)
+		m.inbox[0] = Event{}
+		m.inbox = m.inbox[1:]
+		n++
+	}
+	if m.consume && n < len(dst) {
+		q := m.client.q
+		q.mu.Lock()
+		k, needed := q.takeLocked(dst[n:], maxBytes-size)
+		q.mu.Unlock()
+		for _, ev := range dst[n : n+k] {
+			size += len(ev.Data)
+		}
+		n += k
+		if k == 0 {
+			need = needed
+		}
+	}
+	return n, size, need
+}
+
+// Ack tells the hub that member id's last batch was handled: its messages
+// stop counting against its client's bounds, and it may have more.
+func (h *Hub) Ack(id uint32) {
+	h.mu.Lock()
+	m, ok := h.members[id]
+	if !ok || m.state != memberBusy {
+		h.mu.Unlock()
+		return
+	}
+	m.state = memberIdle
+	if m.consume {
+		m.client.q.release()
+	}
+	woke := false
+	if len(m.inbox) > 0 || (m.consume && m.client.q.ready()) {
+		woke = h.readyLocked(m)
+	}
+	h.mu.Unlock()
+	if woke {
+		poke(h.notEmpty)
+	}
+}
+
+func (h *Hub) wait(timeout time.Duration) bool {
+	if h.hasReady() {
+		return true
+	}
+	if timeout <= 0 {
+		return false
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.notEmpty:
+		case <-h.done:
+			return false
+		case <-t.C:
+			return h.hasReady()
+		}
+		if h.hasReady() {
+			return true
+		}
+	}
+}
+
+func (h *Hub) hasReady() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ready) > 0
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
+// SetSignal installs a level signal for "members have events".
+func (h *Hub) SetSignal(s Signal) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.signal = s
+	h.levelLocked()
+}
+
+// Len is the number of members.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.members)
+}
+
+// Close detaches every member and wakes a waiting Poll. Idempotent.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	for _, m := range h.members {
+		h.detachLocked(m)
+	}
+	h.signal = nil
+	close(h.done)
+}
