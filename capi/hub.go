@@ -1,5 +1,8 @@
 package main
 
+// #include <stdint.h>
+import "C"
+
 import (
 	"time"
 	"unsafe"

@@ -61,8 +61,13 @@ func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32,
 		if outHandle == nil {
 			return invalid("out_handle", "NULL pointer")
 		}
-		if maxMessageSize < 0 || maxReceived < 0 || maxClients < 0 {
-			return invalid("limits", "must not be negative")
+		switch {
+		case maxMessageSize < 1 || maxMessageSize > 1<<30:
+			return invalid("max_message_size", "must be between 1 and 1 GiB")
+		case maxReceived < 1 || maxReceived > 1<<24:
+			return invalid("max_received", "must be between 1 and 16,777,216")
+		case maxClients < 1 || maxClients > 1<<24:
+			return invalid("max_clients", "must be between 1 and 16,777,216")
 		}
 		s, err := testserver.Start(testserver.Options{
 			MaxMessageSize: maxMessageSize, MaxReceived: int(maxReceived), MaxClients: int(maxClients),
@@ -192,8 +197,8 @@ func sws_server_close(h int64, client int64, code int32, reason unsafe.Pointer, 
 //export sws_server_blackhole
 func sws_server_blackhole(h int64, ms int64, errp unsafe.Pointer) int32 {
 	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
-		if ms < 0 {
-			return invalid("seconds", "must not be negative")
+		if ms < 0 || ms > 86_400_000 {
+			return invalid("seconds", "must be between 0 and 86400")
 		}
 		s.Blackhole(time.Duration(ms) * time.Millisecond)
 		return nil
@@ -207,7 +212,7 @@ func sws_server_blackhole(h int64, ms int64, errp unsafe.Pointer) int32 {
 //export sws_server_refuse
 func sws_server_refuse(h int64, status, retryAfter, times int32, errp unsafe.Pointer) int32 {
 	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
-		return serverErr("status", s.Refuse(int(status), int(retryAfter), int(times)))
+		return serverErr("refuse", s.Refuse(int(status), int(retryAfter), int(times)))
 	})
 }
 

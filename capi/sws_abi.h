@@ -48,7 +48,7 @@ enum sws_event_kind {
 	SWS_EVENT_CLOSED = 4, // the last event: a = close code | HTTP status << 16, b = see END_*; data = reason + detail
 	SWS_EVENT_DISCONNECTED = 5, // an open connection was lost; as CLOSED; RECONNECTING or CLOSED follows
 	SWS_EVENT_RECONNECTING = 6, // a = attempt, b = delay in ms; data = why the last attempt failed
-	SWS_EVENT_WARNING = 7, // a = an sws_warning, b = its count; data = a message
+	SWS_EVENT_WARNING = 7, // a = an sws_warn_kind, b = its count; data = a message
 	SWS_EVENT_HEADERS = 8, // hub observers only: attempt a waits for sws_provide_headers(handle, a, ...)
 };
 
@@ -65,8 +65,8 @@ enum sws_send_flags {
 	SWS_SEND_NO_WAIT = 2, // never block: SWS_ERR_WOULD_BLOCK while another write is in progress
 };
 
-// Warnings (SWS_EVENT_WARNING's a word).
-enum sws_warning {
+// Warnings (the a word of SWS_EVENT_WARNING).
+enum sws_warn_kind {
 	SWS_WARN_DROPS = 1, // messages were dropped; b = how many since the last warning
 	SWS_WARN_HIGH_WATER = 2, // the queue passed 80% of a bound; b = its depth
 };

@@ -56,7 +56,7 @@ func ABI() ABIDescription {
 				{"TEXT", int64(SendText), "text frames (UTF-8), else binary"},
 				{"NO_WAIT", int64(SendNoWait), "never block: SWS_ERR_WOULD_BLOCK while another write is in progress"},
 			}},
-			{"sws_warning", "SWS_WARN_", "Warnings (SWS_EVENT_WARNING's a word).", []ABIValue{
+			{"sws_warn_kind", "SWS_WARN_", "Warnings (the a word of SWS_EVENT_WARNING).", []ABIValue{
 				{"DROPS", WarnDrops, "messages were dropped; b = how many since the last warning"},
 				{"HIGH_WATER", WarnHighWater, "the queue passed 80% of a bound; b = its depth"},
 			}},
@@ -96,7 +96,7 @@ func eventKinds() []ABIValue {
 		{"CLOSED", int64(EventClosed), "the last event: a = close code | HTTP status << 16, b = see END_*; data = reason + detail"},
 		{"DISCONNECTED", int64(EventDisconnected), "an open connection was lost; as CLOSED; RECONNECTING or CLOSED follows"},
 		{"RECONNECTING", int64(EventReconnecting), "a = attempt, b = delay in ms; data = why the last attempt failed"},
-		{"WARNING", int64(EventWarning), "a = an sws_warning, b = its count; data = a message"},
+		{"WARNING", int64(EventWarning), "a = an sws_warn_kind, b = its count; data = a message"},
 		{"HEADERS", int64(EventHeaders), "hub observers only: attempt a waits for sws_provide_headers(handle, a, ...)"},
 	}
 }

@@ -50,6 +50,9 @@ func endOf(err error, closedBy Side) End {
 	end.Dialing = e.Op == "dial" || e.Op == "proxy" || e.Op == "headers"
 	if code := closeCodeFor(err); code != CloseAbnormal {
 		end.Code = code
+		if closedBy == SideNone {
+			end.ClosedBy = SideClient // we close with that code (RFC 6455 7.1.7)
+		}
 	}
 	return end
 }

@@ -153,12 +153,20 @@ func ParseOptions(raw []byte) (Options, error) {
 	return o, decodeOptions(&o, fields)
 }
 
-// CheckOptions type-checks and range-checks the options in raw, a JSON
-// object with any subset of the table, without a URL: the Python package
-// checks a Backoff with it when the Backoff is made.
+// CheckOptions type-checks and range-checks the options in raw as
+// NewClient would, without a client: a whole config (with "url"), or any
+// subset of the table without one (the Python package checks a Backoff with
+// it when the Backoff is made).
 func CheckOptions(raw []byte) error {
 	fields, err := configFields(raw)
 	if err != nil {
+		return err
+	}
+	if _, ok := fields["url"]; ok {
+		o, err := ParseOptions(raw)
+		if err == nil {
+			_, err = o.validate()
+		}
 		return err
 	}
 	var o Options

@@ -276,17 +276,11 @@ func (q *queue) growLocked() {
 	q.ring, q.head = ring, 0
 }
 
-// pushLifeLocked appends a lifecycle event, coalescing it with one still
-// waiting where that loses nothing a reader needs, and reports whether the
-// queue was empty.
+// pushLifeLocked appends a lifecycle event and reports whether the queue
+// was empty. (Warnings are coalesced by their callers.)
 func (q *queue) pushLifeLocked(ev Event) (wasEmpty bool) {
 	wasEmpty = q.emptyLocked()
 	at := q.pushedLocked()
-	if last := len(q.life) - 1; ev.Kind == EventReconnecting && last >= q.lifeHead &&
-		q.life[last].ev.Kind == EventReconnecting && q.life[last].at == at {
-		q.life[last].ev = ev // nobody saw the previous attempt's event: the latest says it all
-		return wasEmpty
-	}
 	if len(q.life)-q.lifeHead >= maxLifecycle {
 		q.dropLifeLocked()
 	}

@@ -35,3 +35,4 @@ class GoLibraryHook(BuildHookInterface):  # type: ignore[misc]
         build_data["tag"] = "py3-none-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
         build_data["force_include"][str(out)] = "steadyws/libsteadyws.so"
         build_data["force_include"][str(out.with_suffix(".h"))] = "steadyws/libsteadyws.h"
+        build_data["force_include"][str(root / "capi" / "sws_abi.h")] = "steadyws/sws_abi.h"

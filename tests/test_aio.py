@@ -124,8 +124,10 @@ def test_errors_and_reconnect_events(run: Callable[..., Any], bad_server: Misbeh
 
 
 def test_bad_options_are_refused_before_io() -> None:
-    """The asyncio connect takes exactly the threaded client's options."""
+    """The asyncio connect takes exactly the threaded client's options, checked when it is called."""
     with pytest.raises(TypeError, match="no_such"):
-        steadyws.aio.connect("ws://127.0.0.1:1/", no_such=1)
-    with pytest.raises(TypeError, match="on_message"):
-        steadyws.aio.connect("ws://127.0.0.1:1/", on_message=print)
+        steadyws.aio.connect("ws://127.0.0.1:1/", no_such=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="max_queue"):
+        steadyws.aio.connect("ws://127.0.0.1:1/", max_queue=0)
+    with pytest.raises(TypeError, match="on_open"):
+        steadyws.aio.connect("ws://127.0.0.1:1/", on_open=42)  # type: ignore[typeddict-item]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import select
 import signal
 import subprocess
@@ -10,33 +11,47 @@ import sys
 import textwrap
 import threading
 
+import re
+from pathlib import Path
+
 import steadyws
 from servers import EchoServer, MisbehavingServer, tagged
-from steadyws import _ffi
+from steadyws import _abi, _lib
 
 
-def test_error_codes_match_the_library() -> None:
-    """Every Python ErrorCode has the value and name the engine gives it, and no code is missing."""
+def test_declarations_match_the_installed_header() -> None:
+    """The generated ctypes signatures declare exactly the functions of the wheel's libsteadyws.h, with
+    matching parameter types; the header's enums have the values of the Python constants."""
+    header = (Path(steadyws.__file__).parent / "libsteadyws.h").read_text()
+    abi = (Path(steadyws.__file__).parent / "sws_abi.h").read_text()
+    declared = dict(re.findall(r"extern GoInt32 (sws_\w+)\(([^)]*)\);", header))
+    assert set(declared) == set(_abi.SIGNATURES)
+    kinds = {"GoInt64": "i64", "GoInt32": "i32", "void*": "ptr"}
+    for name, params in declared.items():
+        types = [kinds[p.strip().rsplit(" ", 1)[0]] for p in params.split(",") if p.strip() not in ("", "void")]
+        assert tuple(types) == _abi.SIGNATURES[name], name
     for code in steadyws.ErrorCode:
-        assert _ffi.code_name(code) == code.name
-    assert _ffi.code_name(len(steadyws.ErrorCode)) is None
+        prefix = "SWS_OK" if code.name == "OK" else f"SWS_ERR_{code.name}"
+        assert re.search(rf"\b{prefix} = {code.value},", abi), code
 
 
 def test_stat_names_come_from_the_library(ws_server: EchoServer) -> None:
-    """stats() has one key per engine counter, and the counters move."""
+    """stats() has one key per engine counter (and the Python-side held_*), and the counters move."""
     with steadyws.connect(ws_server.url("/echo")) as ws:
         ws.send("abc")
         assert ws.recv(timeout=5) == "abc"
         stats = ws.stats()
-    assert tuple(stats) == _ffi.STAT_NAMES
+    assert tuple(stats) == (*_abi.STAT_NAMES, "held_messages", "held_bytes")
     assert stats["messages_out"] == 1 and stats["bytes_out"] == 3
     assert stats["messages_in"] == 1 and stats["connects"] == 1
 
 
 def _raw_handle(url: str) -> int:
-    from steadyws._handle import open_handle
-
-    return open_handle({"url": url})
+    """A handle opened through the C API directly, outside any hub."""
+    raw = json.dumps({"url": url}).encode()
+    h = ctypes.c_int64()
+    _lib.call(_lib.lib.sws_connect, raw, len(raw), 0, 0, ctypes.byref(h), None)
+    return h.value
 
 
 def test_notify_callback_runs_when_events_arrive(ws_server: EchoServer) -> None:
@@ -45,18 +60,18 @@ def test_notify_callback_runs_when_events_arrive(ws_server: EchoServer) -> None:
     called = threading.Event()
     seen: list[int] = []
 
-    @_ffi.NotifyFn
+    @_lib.NotifyFn
     def notify(handle: int, user: int | None) -> None:
         seen.append(handle)
         called.set()
 
     try:
-        assert _ffi.lib.sws_set_callback(h, notify, None) == 0
+        assert _lib.lib.sws_set_callback(h, notify, None, None) == 0
         assert called.wait(5), "callback not called for the OPEN event"
         assert seen[0] == h
     finally:
-        _ffi.lib.sws_set_callback(h, None, None)
-        _ffi.lib.sws_free(h)
+        _lib.lib.sws_set_callback(h, None, None, None)
+        _lib.lib.sws_free(h, None)
 
 
 def test_wakeup_fd_is_readable_exactly_while_events_wait(ws_server: EchoServer) -> None:
@@ -67,18 +82,18 @@ def test_wakeup_fd_is_readable_exactly_while_events_wait(ws_server: EchoServer) 
     data = ctypes.create_string_buffer(4096)
     count, size = ctypes.c_int32(), ctypes.c_int64()
     try:
-        assert _ffi.lib.sws_wakeup_fd(h, ctypes.byref(fd)) == 0
+        assert _lib.lib.sws_wakeup_fd(h, ctypes.byref(fd), None) == 0
         readable, _, _ = select.select([fd.value], [], [], 5)
         assert readable, "not readable after the OPEN event"
-        rc = _ffi.lib.sws_poll(h, meta, 16, data, len(data), 0, ctypes.byref(count), ctypes.byref(size))
+        rc = _lib.lib.sws_poll(h, meta, 16, data, len(data), 0, ctypes.byref(count), ctypes.byref(size), None)
         assert rc == 0 and count.value == 1
         readable, _, _ = select.select([fd.value], [], [], 0.2)
         assert not readable, "still readable with an empty queue"
-        assert _ffi.lib.sws_send(h, b"x", 1, 1) == 0
+        assert _lib.lib.sws_send(h, b"x", 1, 1, 0, None) == 0
         readable, _, _ = select.select([fd.value], [], [], 5)
         assert readable, "not readable after the echo arrived"
     finally:
-        _ffi.lib.sws_free(h)
+        _lib.lib.sws_free(h, None)
 
 
 CTRL_C_SCRIPT = textwrap.dedent(

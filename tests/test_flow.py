@@ -146,7 +146,7 @@ def test_on_message_runs_in_order_on_one_thread(ws_server: EchoServer, caplog: p
     errors: list[BaseException] = []
     done = threading.Event()
 
-    def on_message(message: str | bytes) -> None:
+    def on_message(ws: steadyws.WebSocket, message: str | bytes) -> None:
         threads.add(threading.current_thread().name)
         got.append(index_of(message))
         if len(got) == 3:
@@ -164,7 +164,7 @@ def test_on_message_runs_in_order_on_one_thread(ws_server: EchoServer, caplog: p
         ws.close()
     assert ws.wait_closed(5)
     assert got == list(range(TOTAL))
-    assert len(threads) == 1 and next(iter(threads)).startswith("steadyws")
+    assert threads == {"steadyws-callbacks"}
     assert [type(e) for e in errors] == [ValueError]
     assert "strategy bug" in caplog.text and "Traceback" in caplog.text
 

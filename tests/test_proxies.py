@@ -122,9 +122,9 @@ def test_proxy_down_is_refused(ws_server: EchoServer) -> None:
 @pytest.mark.parametrize(
     ("proxy", "error", "message"),
     [
-        (8080, TypeError, "proxy must be a URL str"),
-        ("ftp://u:hunter2@host:21", ValueError, "proxy must start with http://, socks5://"),
-        ("u:hunter2@host:3128", ValueError, "proxy must start with"),
+        (8080, TypeError, "proxy.*must be a proxy URL, True or False, not int"),
+        ("ftp://u:hunter2@host:21", ValueError, "proxy.*scheme must be http, socks5 or socks5h"),
+        ("u:hunter2@host:3128", ValueError, "proxy.*scheme must be"),
         ("http://u:hunter2@host:0", ValueError, "proxy.*port must be 1-65535"),
         ("http://u:hunter2@:3128", ValueError, "proxy.*no host"),
         ("http://u:hunter2@host:3128/path?x=1", ValueError, "proxy.*host\\[:port\\] only"),

@@ -31,8 +31,13 @@ type refusal struct {
 // Refuse answers the next times handshakes (times < 0: every one until
 // Accept) with an HTTP status, and Retry-After if retryAfter >= 0.
 func (s *Server) Refuse(status, retryAfter, times int) error {
-	if status < 200 || status > 599 || status == http.StatusSwitchingProtocols {
+	switch {
+	case status < 200 || status > 599 || status == http.StatusSwitchingProtocols:
 		return fmt.Errorf("status must be 200-599 and not 101, got %d", status)
+	case retryAfter < -1 || retryAfter > 86400:
+		return fmt.Errorf("retry_after must be 0-86400 seconds or None, got %d", retryAfter)
+	case times == 0 || times < -1:
+		return fmt.Errorf("times must be positive or None, got %d", times)
 	}
 	s.mu.Lock()
 	s.refusal = refusal{status: status, retryAfter: retryAfter, times: times}

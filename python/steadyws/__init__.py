@@ -14,8 +14,8 @@ Everything a network can do wrong arrives as an exception from the tree in
 from __future__ import annotations
 
 from . import aio
-from ._batch import Closed, Disconnected, Opened, QueueWarning, Reconnecting
-from ._connection import WebSocket, connect
+from ._abi import ErrorCode
+from ._connection import ConnectOptions, WebSocket, connect
 from ._errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -23,7 +23,6 @@ from ._errors import (
     ConnectionRefused,
     ConnectionReset,
     DNSError,
-    ErrorCode,
     HandshakeError,
     InternalError,
     MessageTooBig,
@@ -37,24 +36,24 @@ from ._errors import (
     TLSError,
     WebSocketError,
 )
-from ._ffi import runtime_stats
-from ._options import Backoff
+from ._events import Closed, Disconnected, Ended, Opened, QueueWarning, Reconnecting
+from ._lib import runtime_stats
+from ._options import Backoff, Options
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Backoff",
     "Closed",
-    "Disconnected",
-    "Opened",
-    "QueueWarning",
-    "Reconnecting",
+    "ConnectOptions",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "ConnectionRefused",
     "ConnectionReset",
     "DNSError",
+    "Disconnected",
+    "Ended",
     "ErrorCode",
     "HandshakeError",
     "InternalError",
@@ -62,10 +61,14 @@ __all__ = [
     "NetworkError",
     "NotConnected",
     "OpenTimeout",
+    "Opened",
+    "Options",
     "ProtocolError",
+    "ProxyError",
     "QueueFull",
     "QueueOverflow",
-    "ProxyError",
+    "QueueWarning",
+    "Reconnecting",
     "TLSError",
     "WebSocket",
     "WebSocketError",

@@ -55,7 +55,7 @@ class EventKind(enum.IntEnum):
     CLOSED = 4  # the last event: a = close code | HTTP status << 16, b = see END_*; data = reason + detail
     DISCONNECTED = 5  # an open connection was lost; as CLOSED; RECONNECTING or CLOSED follows
     RECONNECTING = 6  # a = attempt, b = delay in ms; data = why the last attempt failed
-    WARNING = 7  # a = an sws_warning, b = its count; data = a message
+    WARNING = 7  # a = an sws_warn_kind, b = its count; data = a message
     HEADERS = 8  # hub observers only: attempt a waits for sws_provide_headers(handle, a, ...)
 
 # Who sent the first close frame of a connection.
@@ -73,8 +73,8 @@ class SendFlags(enum.IntFlag):
     NO_WAIT = 2  # never block: SWS_ERR_WOULD_BLOCK while another write is in progress
 
 
-class Warning(enum.IntEnum):
-    """Warnings (SWS_EVENT_WARNING's a word). (enum sws_warning)"""
+class WarnKind(enum.IntEnum):
+    """Warnings (the a word of SWS_EVENT_WARNING). (enum sws_warn_kind)"""
 
     DROPS = 1  # messages were dropped; b = how many since the last warning
     HIGH_WATER = 2  # the queue passed 80% of a bound; b = its depth
@@ -162,7 +162,10 @@ OPTIONS = {
 }
 
 # Backoff(): reconnect=True's policy.
-BACKOFF_DEFAULTS = {"min": 0.5, "max": 30.0, "factor": 2.0, "jitter": True}
+BACKOFF_MIN = 0.5
+BACKOFF_MAX = 30.0
+BACKOFF_FACTOR = 2.0
+BACKOFF_JITTER = True
 
 # The exports: parameter types (i64, i32, ptr); every one returns an int32 sws_code.
 SIGNATURES: dict[str, tuple[str, ...]] = {

@@ -1,86 +1,182 @@
-"""User callbacks and how lifecycle events reach them.
+"""User callbacks, and what each event of a connection means for them.
 
-Callbacks run in the thread that receives (recv, recv_batch, recv_events,
-iteration), when the event is reached in the stream: in order with the
-messages, never on an engine thread. An exception in a callback is logged
-with its traceback and passed to ``on_callback_error``; it never ends the
-connection.
+A :class:`Lifecycle` runs when the event happens -- on the process-wide
+callback thread of the threaded client, on the event loop for asyncio --
+never on an engine thread and never inside the user's recv. For each event
+it logs once, at the level the event deserves, names the callback to call
+(:meth:`Lifecycle.begin`), and after it returned does the bookkeeping
+(:meth:`Lifecycle.done`): a new connection is ready for other senders only
+once its on_open has returned, a header request is answered with the
+headers callable's result, and the end is recorded after on_close.
+
+The two drivers differ only in how they call a callback (the asyncio one
+awaits what an ``async def`` callback returns).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._batch import (
-    Closed,
-    Disconnected,
-    Lifecycle,
-    Message,
-    Opened,
-    QueueWarning,
-    Reconnecting,
-)
+from ._events import Closed, Disconnected, HeadersWanted, HubEvent, Opened, QueueWarning, Reconnecting, is_message
 
 if TYPE_CHECKING:
-    from ._connection import WebSocket
+    from ._conn import Connection
 
 logger = logging.getLogger("steadyws")
 
-OnOpen = Callable[["WebSocket"], Any]
-OnDisconnect = Callable[["WebSocket", BaseException], Any]
-OnReconnectAttempt = Callable[["WebSocket", int, float], Any]
-OnClose = Callable[["WebSocket", int, str], Any]
-OnCallbackError = Callable[["WebSocket", BaseException], Any]
-OnMessage = Callable[[Message], Any]
+Callback = Callable[..., Any]
+
+CALLBACK_NAMES = ("on_message", "on_open", "on_disconnect", "on_reconnect_attempt", "on_close", "on_callback_error")
+
+# The connection (and its number) whose on_open is running in this thread or
+# task: its sends go out before the connection is ready for anyone else.
+_opening: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("steadyws_opening", default=None)
+
+
+def opening_number(conn: object) -> int:
+    """The connection number to send with from here: that of the on_open of
+    ``conn`` running in this context, else 0."""
+    current = _opening.get()
+    return current[1] if current is not None and current[0] == id(conn) else 0
+
+
+@contextmanager
+def opening(conn: object, number: int) -> Iterator[None]:
+    """Mark the on_open of connection ``number`` of ``conn`` as running here."""
+    token = _opening.set((id(conn), number))
+    try:
+        yield
+    finally:
+        _opening.reset(token)
 
 
 @dataclass(frozen=True)
 class Callbacks:
-    on_open: OnOpen | None = None
-    on_disconnect: OnDisconnect | None = None
-    on_reconnect_attempt: OnReconnectAttempt | None = None
-    on_close: OnClose | None = None
-    on_callback_error: OnCallbackError | None = None
-    on_message: OnMessage | None = None
+    """The callbacks given to connect(); each gets the connection first."""
 
-    def message(self, ws: WebSocket, message: Message) -> None:
-        """Deliver one message to on_message."""
-        self._call(ws, self.on_message, message)
+    on_message: Callback | None = None
+    on_open: Callback | None = None
+    on_disconnect: Callback | None = None
+    on_reconnect_attempt: Callback | None = None
+    on_close: Callback | None = None
+    on_callback_error: Callback | None = None
 
-    def run(self, ws: WebSocket, event: Lifecycle) -> None:
-        """Log ``event`` once at the level it deserves and call its callback."""
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> Callbacks:
+        """Remove the callbacks from ``options``; TypeError for one that is
+        not callable."""
+        found: dict[str, Callback | None] = {}
+        for name in CALLBACK_NAMES:
+            fn = options.pop(name, None)
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, not {type(fn).__name__}")
+            found[name] = fn
+        return cls(**found)
+
+    def any(self) -> bool:
+        return any(getattr(self, name) is not None for name in CALLBACK_NAMES)
+
+
+class Lifecycle:
+    """What the events of one connection mean: logging, the user's
+    callbacks, and the bookkeeping around them."""
+
+    def __init__(
+        self,
+        owner: object,
+        conn: Connection,
+        callbacks: Callbacks,
+        headers: Callable[[], Any] | None,
+    ) -> None:
+        # Without callbacks the connection is not kept alive by its events:
+        # dropping the last reference to it frees it.
+        self._owner: Callable[[], object | None] = (
+            (lambda: owner) if callbacks.any() or headers is not None else weakref.ref(owner)
+        )
+        self.conn = conn
+        self.callbacks = callbacks
+        self.headers = headers
+
+    def begin(self, event: HubEvent) -> tuple[Callback, tuple[Any, ...]] | None:
+        """Log ``event`` and name the callback to run for it, with its
+        arguments (None: nothing to call)."""
+        owner = self._owner()
+        if owner is None:
+            return None
+        cb, url = self.callbacks, self.conn.url
+        if is_message(event):
+            return _with(cb.on_message, owner, event)
         if isinstance(event, Opened):
-            self._call(ws, self.on_open, ws)
-        elif isinstance(event, Disconnected):
-            error = ws._exception_for(event)
-            if event.error == 0 and event.code in (1000, 1001):
-                logger.info("%s: the server closed the connection: %s", ws.url, error)
+            self.conn.opened_with(event)
+            logger.debug("%s: connection %d open (subprotocol %s)", url, event.connection, event.subprotocol)
+            return _with(cb.on_open, owner)
+        if isinstance(event, Disconnected):
+            error = event.exception()
+            if event.error == 0 and event.code in (1000, 1001, 1005):
+                logger.info("%s: the server closed the connection: %s", url, error)
             else:
-                logger.warning("%s: connection lost: %s", ws.url, error)
-            self._call(ws, self.on_disconnect, ws, error)
-        elif isinstance(event, Reconnecting):
-            logger.info("%s: reconnect attempt %d in %.3f s", ws.url, event.attempt, event.delay)
-            self._call(ws, self.on_reconnect_attempt, ws, event.attempt, event.delay)
-        elif isinstance(event, Closed):
-            self._call(ws, self.on_close, ws, event.code, event.reason)
-        elif isinstance(event, QueueWarning):
+                logger.warning("%s: connection lost: %s", url, error)
+            return _with(cb.on_disconnect, owner, error)
+        if isinstance(event, Reconnecting):
+            why = f" ({event.detail})" if event.detail else ""
+            logger.info("%s: reconnect attempt %d in %.3f s%s", url, event.attempt, event.delay, why)
+            return _with(cb.on_reconnect_attempt, owner, event.attempt, event.delay)
+        if isinstance(event, QueueWarning):
             # Drops lose data; a queue above its high-water mark under the
             # block policy is backpressure doing its job.
-            level = logging.WARNING if event.kind == "drops" else logging.INFO
-            logger.log(level, "%s: %s", ws.url, event.message)
+            logger.log(logging.WARNING if event.kind == "drops" else logging.INFO, "%s: %s", url, event.message)
+            return None
+        if isinstance(event, HeadersWanted):
+            return (self.headers, ()) if self.headers is not None else None
+        if isinstance(event, Closed):
+            self.conn.record_end(event)
+            # A lost connection was logged when it was lost; giving up on
+            # reconnecting is news.
+            level = logging.INFO if event.dialing and event.error != 0 else logging.DEBUG
+            logger.log(level, "%s: closed for good: %s", url, event.exception())
+            if not self.conn.was_ready:
+                return None  # it never opened: connect() raises instead
+            return _with(cb.on_close, owner, event.code, event.reason)
+        return None
 
-    def _call(self, ws: WebSocket, fn: Callable[..., Any] | None, *args: Any) -> None:
-        if fn is None:
+    def context(self, event: HubEvent) -> AbstractContextManager[None]:
+        """The context to run ``event``'s callback in: on_open's sends go out."""
+        if isinstance(event, Opened):
+            return opening(self.conn, event.connection)
+        return nullcontext()
+
+    def done(self, event: HubEvent, result: Any, failed: bool) -> None:
+        """After ``event``'s callback (if any) returned ``result`` or failed."""
+        if isinstance(event, Opened):
+            self.conn.ready(event.connection)
+        elif isinstance(event, HeadersWanted):
+            self._answer(event.request, result, failed)
+        elif isinstance(event, Closed):
+            self.conn.observed_end()
+
+    def _answer(self, request: int, result: Any, failed: bool) -> None:
+        if failed or self.headers is None:
+            self.conn.provide_headers(request, None, "the headers callable raised")
             return
         try:
-            fn(*args)
-        except Exception as exc:
-            logger.exception("%s: callback %s raised", ws.url, getattr(fn, "__name__", fn))
-            if self.on_callback_error is not None:
-                try:
-                    self.on_callback_error(ws, exc)
-                except Exception:
-                    logger.exception("%s: on_callback_error raised", ws.url)
+            self.conn.provide_headers(request, result, "")
+        except (TypeError, ValueError) as exc:
+            logger.error("%s: the headers callable returned bad headers: %s", self.conn.url, exc)
+
+    def failed(self, fn: Callback, exc: BaseException) -> tuple[Callback, tuple[Any, ...]] | None:
+        """Log a callback's exception; name on_callback_error to call with it."""
+        logger.error("%s: callback %s raised", self.conn.url, getattr(fn, "__name__", fn), exc_info=exc)
+        owner = self._owner()
+        if self.callbacks.on_callback_error is None or owner is None or fn is self.callbacks.on_callback_error:
+            return None
+        return self.callbacks.on_callback_error, (owner, exc)
+
+
+def _with(fn: Callback | None, *args: Any) -> tuple[Callback, tuple[Any, ...]] | None:
+    return None if fn is None else (fn, args)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ._batch import Disconnected, Opened
 from ._connection import WebSocket, connect
+from ._events import Disconnected, Opened
 from ._options import Backoff
 from .testing import Server
 

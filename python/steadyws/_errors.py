@@ -1,17 +1,19 @@
-"""The exceptions steadyws raises, and the error codes of the C API.
+"""The exceptions steadyws raises.
 
-Every failure of the engine arrives as a stable integer code (ErrorCode); this
-module maps each one to one exception class. The tree::
+Every failure of the engine arrives as a stable code (ErrorCode) with the
+message and, for an ended connection, how it ended; this module turns that
+into one exception, in one place (:func:`error_from` and :func:`end_error`).
+The tree::
 
     WebSocketError
-    ├── ConnectionClosed                 the connection ended; .code, .reason
-    │   ├── ConnectionClosedOK           normal close, 1000 or 1001
+    ├── ConnectionClosed                 the connection ended; .code, .reason, .closed_by
+    │   ├── ConnectionClosedOK           normal close: 1000, 1001, 1005, or our own close()
     │   └── ConnectionClosedError        anything else (also a ConnectionError)
     │       ├── ProtocolError            the server broke RFC 6455 (1002, 1007)
     │       ├── MessageTooBig            a message exceeded max_message_size (1009)
     │       └── QueueOverflow            the inbound queue overflowed with overflow="close" (1008)
     ├── HandshakeError                   the HTTP upgrade failed; .status
-    ├── NotConnected                     send() while (re)connecting
+    ├── NotConnected                     send() while (re)connecting, or before on_open returned
     ├── InternalError                    a bug in steadyws (a recovered panic)
     ├── OpenTimeout                      open_timeout passed (also a TimeoutError)
     └── NetworkError                     connecting failed (also a ConnectionError)
@@ -22,35 +24,17 @@ module maps each one to one exception class. The tree::
         └── ProxyError                   the proxy refused or failed; .status (407: credentials)
 
 ``recv(timeout=...)`` raises the builtin ``TimeoutError``; bad arguments raise
-``ValueError`` or ``TypeError`` before any I/O.
+``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming the
+parameter, before any I/O.
 """
 
 from __future__ import annotations
 
-import enum
+from typing import Literal
 
+from ._abi import SIDES, ErrorCode
 
-class ErrorCode(enum.IntEnum):
-    """Stable error codes of the C API (enum sws_code in libsteadyws.h)."""
-
-    OK = 0
-    INVALID_ARGUMENT = 1
-    BAD_HANDLE = 2
-    TIMEOUT = 3
-    CLOSED = 4
-    NOT_CONNECTED = 5
-    HANDSHAKE = 6
-    TLS = 7
-    DNS = 8
-    REFUSED = 9
-    RESET = 10
-    PROTOCOL = 11
-    MESSAGE_TOO_BIG = 12
-    QUEUE_FULL = 13
-    BUFFER_TOO_SMALL = 14
-    INTERNAL = 15
-    NETWORK = 16
-    PROXY = 17
+ClosedBy = Literal["client", "server"] | None
 
 
 class WebSocketError(Exception):
@@ -60,15 +44,19 @@ class WebSocketError(Exception):
 class ConnectionClosed(WebSocketError):
     """The connection is closed; ``code`` and ``reason`` say how.
 
-    ``code`` is the close code received from the server, the one steadyws sent
-    when it closed because of an error (1002, 1007, 1009), or 1006 when the
-    connection ended without a close frame.
+    ``code`` is the close code received from the server, the one steadyws
+    sent (our own close(), or 1002, 1007, 1008, 1009 when it closed because of
+    an error), 1005 for a close frame without a code, or 1006 when the
+    connection ended without a close frame. ``closed_by`` is who sent the
+    first close frame: "server", "client", or None when nobody did (the
+    connection was lost). ``detail`` is the engine's message for a failure.
     """
 
-    def __init__(self, code: int, reason: str = "", detail: str = "") -> None:
+    def __init__(self, code: int, reason: str = "", detail: str = "", closed_by: ClosedBy = None) -> None:
         self.code = code
         self.reason = reason
         self.detail = detail
+        self.closed_by: ClosedBy = closed_by
         text = f"connection closed: {code}"
         if reason:
             text += f" {reason}"
@@ -78,7 +66,7 @@ class ConnectionClosed(WebSocketError):
 
 
 class ConnectionClosedOK(ConnectionClosed):
-    """The connection was closed normally (1000 or 1001)."""
+    """The connection was closed normally: 1000, 1001, 1005 (no code), or by close()."""
 
 
 class ConnectionClosedError(ConnectionClosed, ConnectionError):
@@ -93,6 +81,13 @@ class MessageTooBig(ConnectionClosedError):
     """The server sent a message larger than max_message_size; closed with 1009."""
 
 
+class QueueOverflow(ConnectionClosedError):
+    """The inbound queue overflowed under overflow="close"; steadyws closed with 1008."""
+
+
+QueueFull = QueueOverflow  # the name of the error code (ErrorCode.QUEUE_FULL)
+
+
 class HandshakeError(WebSocketError):
     """The opening handshake failed; ``status`` is the HTTP status, or 0."""
 
@@ -103,13 +98,6 @@ class HandshakeError(WebSocketError):
 
 class NotConnected(WebSocketError):
     """The connection is not open (yet): the message was not sent."""
-
-
-class QueueOverflow(ConnectionClosedError):
-    """The inbound queue overflowed under overflow="close"; steadyws closed with 1008."""
-
-
-QueueFull = QueueOverflow  # the name of the error code (ErrorCode.QUEUE_FULL)
 
 
 class InternalError(WebSocketError):
@@ -149,7 +137,7 @@ class ProxyError(NetworkError):
         self.status = status
 
 
-_CONNECT_ERRORS: dict[ErrorCode, type[WebSocketError]] = {
+_CONNECT_ERRORS: dict[int, type[WebSocketError]] = {
     ErrorCode.DNS: DNSError,
     ErrorCode.REFUSED: ConnectionRefused,
     ErrorCode.RESET: ConnectionReset,
@@ -165,25 +153,54 @@ def connect_error(code: int, message: str, status: int = 0) -> WebSocketError:
     """The exception for a connection attempt that failed with ``code``."""
     if code == ErrorCode.HANDSHAKE:
         return HandshakeError(message, status)
-    if code == ErrorCode.CLOSED:
-        return ConnectionClosedError(1006, "", message)
     if code == ErrorCode.PROXY:
         return ProxyError(message, status)
-    return _CONNECT_ERRORS.get(ErrorCode(code), WebSocketError)(message)
+    if code == ErrorCode.CLOSED:
+        return ConnectionClosedError(1006, "", message)
+    return _CONNECT_ERRORS.get(code, WebSocketError)(message)
 
 
-def closed_error(code: int, reason: str, error: int, detail: str = "") -> ConnectionClosed:
-    """The exception for a connection that ended with close ``code``.
+def side_name(side: int) -> ClosedBy:
+    """The closed_by of an engine side: "client", "server" or None."""
+    name = SIDES[side] if 0 <= side < len(SIDES) else "none"
+    return None if name == "none" else name  # type: ignore[return-value]
 
-    ``error`` is the engine's error code for the end: OK after a clean close
-    handshake.
-    """
+
+def end_error(
+    code: int, reason: str, error: int, status: int = 0, detail: str = "", dialing: bool = False, side: int = 0
+) -> WebSocketError:
+    """The exception for how a connection ended, the one every way of
+    asking raises: ``error`` is the engine's code for the end (OK after a
+    clean close, or after our own close()), ``side`` who closed first."""
+    closed_by = side_name(side)
+    if dialing and error != ErrorCode.OK:
+        return connect_error(error, detail or "connection failed", status)
     if error == ErrorCode.PROTOCOL:
-        return ProtocolError(code, reason, detail)
+        return ProtocolError(code, reason, detail, closed_by)
     if error == ErrorCode.MESSAGE_TOO_BIG:
-        return MessageTooBig(code, reason, detail)
+        return MessageTooBig(code, reason, detail, closed_by)
     if error == ErrorCode.QUEUE_FULL:
-        return QueueOverflow(code, reason, detail)
-    if error in (ErrorCode.OK, ErrorCode.CLOSED) and code in (1000, 1001):
-        return ConnectionClosedOK(code, reason, detail)
-    return ConnectionClosedError(code, reason, detail)
+        return QueueOverflow(code, reason, detail, closed_by)
+    if error == ErrorCode.OK and (closed_by == "client" or code in (1000, 1001, 1005)):
+        return ConnectionClosedOK(code, reason, detail, closed_by)
+    return ConnectionClosedError(code, reason, detail, closed_by)
+
+
+def error_from(code: int, text: str, *, close_code: int = 1006, reason: str = "", end_code: int = 0,
+               status: int = 0, closed_by: int = 0, dialing: bool = False) -> Exception:  # fmt: skip
+    """The exception for a call that failed with ``code``, from that call's
+    own error: wrong types are TypeError, wrong values ValueError, an ended
+    connection the exception of its end."""
+    if code == ErrorCode.TYPE:
+        return TypeError(text)
+    if code == ErrorCode.INVALID_ARGUMENT:
+        return ValueError(text)
+    if code == ErrorCode.CLOSED:
+        return end_error(close_code, reason, end_code, status, text, dialing, closed_by)
+    if code == ErrorCode.NOT_CONNECTED:
+        return NotConnected(text)
+    if code == ErrorCode.TIMEOUT:
+        return TimeoutError(text)
+    if code in (ErrorCode.BAD_HANDLE, ErrorCode.INTERNAL, ErrorCode.BUFFER_TOO_SMALL, ErrorCode.WOULD_BLOCK):
+        return InternalError(f"{ErrorCode(code).name}: {text}")
+    return connect_error(code, text, status)

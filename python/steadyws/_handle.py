@@ -1,70 +1,89 @@
-"""Engine handles: opening one, freeing it exactly once, and the C
-callbacks that must live as long as it."""
+"""The one owner of library handles, for connections, hubs and test servers.
+
+A handle is freed exactly once: explicitly, or by the garbage collector's
+finalizer. It is never freed while another thread is inside a call on it --
+including a wait on its wakeup fd, which sws_free closes -- because every
+use goes through :meth:`Handle.acquire` and :meth:`Handle.release`, and a
+free requested meanwhile happens when the last user releases it.
+"""
 
 from __future__ import annotations
 
-import ctypes
-import json
-import logging
 import threading
+import weakref
 from collections.abc import Callable
-from typing import Any
 
-from . import _ffi
-from ._errors import ErrorCode, connect_error
-from ._options import HeadersLike, check_headers
+from . import _lib
+from ._abi import ErrorCode
 
-logger = logging.getLogger("steadyws")
-
-_IMMORTAL: list[object] = []  # callbacks of handles whose goroutines outlived sws_free
+_IMMORTAL: list[object] = []  # what must outlive a handle whose goroutines outlived sws_free
 
 
-def open_handle(config: dict[str, Any]) -> int:
-    raw = json.dumps(config).encode("utf-8")
-    handle = ctypes.c_int64()
-    err = ctypes.create_string_buffer(1024)
-    rc = _ffi.lib.sws_connect(raw, len(raw), ctypes.byref(handle), err, len(err))
-    if rc == ErrorCode.INVALID_ARGUMENT:
-        raise ValueError(err.value.decode("utf-8", "replace"))
-    if rc != ErrorCode.OK:
-        raise connect_error(rc, err.value.decode("utf-8", "replace"))
-    return handle.value
+class HandleClosed(Exception):
+    """The handle was freed (or is being freed): the object has ended."""
 
 
-def header_provider(fn: Callable[[], HeadersLike]) -> Any:
-    """A C header provider calling ``fn`` (on an engine thread, once per attempt)."""
-
-    def provide(handle: int, user: Any, buf: Any, cap: int, out_len: Any) -> int:
-        try:
-            raw = json.dumps(check_headers(fn())).encode("utf-8")
-        except Exception:
-            logger.exception("the headers callable raised: this reconnect attempt fails")
-            return int(ErrorCode.INVALID_ARGUMENT)
-        out_len[0] = len(raw)
-        if len(raw) > cap:
-            return int(ErrorCode.BUFFER_TOO_SMALL)
-        ctypes.memmove(buf, raw, len(raw))
-        return 0
-
-    return _ffi.HeaderFn(provide)
+def _free(value: int, keep: list[object], before: list[Callable[[int], None]]) -> None:
+    if _lib.forked():
+        return  # the Go runtime is gone in a forked child: nothing to free
+    for hook in before:
+        hook(value)
+    try:
+        _lib.call(_lib.lib.sws_free, value, allow=(ErrorCode.TIMEOUT,))
+    except Exception:  # noqa: BLE001 - freeing must not raise (it may run in a finalizer)
+        return
+    if keep:
+        _IMMORTAL.append(keep)  # a C callback may still be called: keep it alive
 
 
 class Handle:
-    """One engine handle, freed exactly once (explicitly or by the GC), and
-    the C callbacks that must live as long as it."""
+    """One library handle: ``value`` while in use, freed exactly once."""
 
     def __init__(self, value: int) -> None:
-        self.value = value
-        self.freed = False
-        self.keep: list[object] = []
+        self._value = value
         self._lock = threading.Lock()
+        self._users = 0
+        self._freeing = False
+        self._keep: list[object] = []  # C callbacks that must live as long as the handle
+        self._before: list[Callable[[int], None]] = []  # run with the value just before sws_free
+        self._finalizer = weakref.finalize(self, _free, value, self._keep, self._before)
+
+    @property
+    def freed(self) -> bool:
+        """Whether a free was requested (it happens once no call is inside)."""
+        return self._freeing
+
+    def acquire(self) -> int:
+        """The handle's value, for one call or wait; release it after. Raises
+        HandleClosed once a free was requested."""
+        with self._lock:
+            if self._freeing:
+                raise HandleClosed
+            self._users += 1
+        return self._value
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            now = self._freeing and self._users == 0
+        if now:
+            self._finalizer()
 
     def free(self) -> None:
+        """Free the handle now, or as soon as no call is inside it. Idempotent."""
         with self._lock:
-            if self.freed:
+            if self._freeing:
                 return
-            self.freed = True
-        if _ffi._forked:
-            return
-        if _ffi.lib.sws_free(self.value) == ErrorCode.TIMEOUT and self.keep:
-            _IMMORTAL.append(self.keep)  # its goroutines may still call them
+            self._freeing = True
+            now = self._users == 0
+        if now:
+            self._finalizer()
+
+    def keep(self, obj: object) -> None:
+        """Keep ``obj`` (a C callback) alive as long as the handle."""
+        self._keep.append(obj)
+
+    def before_free(self, hook: Callable[[int], None]) -> None:
+        """Run ``hook(value)`` just before the handle is freed, when it is
+        still valid (and no other call is inside it)."""
+        self._before.append(hook)

@@ -5,55 +5,92 @@
         async for message in ws:
             handle(message)
 
-Each connection's engine keeps an eventfd readable exactly while events are
-queued; the event loop watches it with ``loop.add_reader`` (epoll), so there
-is no thread per connection and no busy polling, on the default loop and on
-uvloop alike. Events are polled in batches, without blocking, only when the
-fd is readable; while the consumer is behind, the fd is not watched, and the
-engine's bounded queue applies its overflow policy.
+A thin driver over the same :class:`~steadyws._conn.Connection` as the
+threaded client. A receive waits on the connection's eventfd with
+``loop.add_reader`` (epoll) only while it waits, and polls the engine only
+then, so the engine's bounded queue is the one bound -- no thread per
+connection, no busy polling, on the default loop and on uvloop alike.
+
+Callbacks run on the loop, when the events happen: each loop has one hub
+(one eventfd, one add_reader) for all its connections. ``async def``
+callbacks are awaited, in order: a connection's next event waits for the
+previous callback. Every callback gets the ``steadyws.aio.WebSocket``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _ffi
-from ._batch import Event, Message
-from ._connection import WebSocket as SyncWebSocket
-from ._connection import _is_message
-from ._connection import connect as sync_connect
-from ._errors import ConnectionClosed, ConnectionClosedOK, ErrorCode
-from ._handle import open_handle
-from ._options import Backoff, build_config, check_close, check_positive_int
+from . import _lib
+from ._abi import HubMode
+from ._callbacks import Callbacks, Lifecycle, opening_number
+from ._conn import Connection
+from ._errors import ConnectionClosed, ConnectionClosedOK
+from ._events import Event, HubEvent, Message, thread_buffers
+from ._hub import Hub
+from ._options import Backoff, Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
 
-__all__ = ["WebSocket", "connect"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-_HIGH_WATER = 4096  # items buffered in Python before the fd stops being watched
+__all__ = ["ConnectOptions", "WebSocket", "connect"]
+
+logger = logging.getLogger("steadyws")
+
+_SEND_RETRY = (0.001, 0.05)  # first and longest wait for a socket that takes no more data
+
+
+class ConnectOptions(Options, total=False):
+    """steadyws.aio.connect()'s options: the engine's, and the callbacks,
+    which get the aio.WebSocket first and may be ``async def``."""
+
+    on_message: Callable[[WebSocket, Message], object] | None
+    on_open: Callable[[WebSocket], object] | None
+    on_disconnect: Callable[[WebSocket, Exception], object] | None
+    on_reconnect_attempt: Callable[[WebSocket, int, float], object] | None
+    on_close: Callable[[WebSocket, int, str], object] | None
+    on_callback_error: Callable[[WebSocket, Exception], object] | None
+
+
+def connect(url: str, **options: Unpack[ConnectOptions]) -> _Connect:
+    """Open a connection; ``await`` it or use it with ``async with``.
+
+    Takes the options of :func:`steadyws.connect`, with the same defaults
+    and exceptions; callbacks run on the event loop, in order with the
+    messages, and ``async def`` ones are awaited.
+    """
+    _lib.check_fork()
+    built = build(url, options)
+    _lib.validate(built[0])  # bad options raise here, not when awaited
+    return _Connect(url, built)
 
 
 class _Connect:
     """The awaitable (and async context manager) connect() returns."""
 
-    def __init__(self, url: str, options: dict[str, Any]) -> None:
-        self._url, self._options = url, options
+    def __init__(self, url: str, built: tuple[dict[str, Any], Callbacks, Callable[[], Any] | None]) -> None:
+        self._url, self._built = url, built
         self._ws: WebSocket | None = None
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
         return self._open().__await__()
 
     async def _open(self) -> WebSocket:
-        config, header_fn, callbacks = build_config(self._url, **self._options)
-        _ffi.check_fork()
-        sync = SyncWebSocket(open_handle(config), self._url, callbacks)
-        if header_fn is not None:
-            sync._provide_headers(header_fn)
-        ws = WebSocket(sync, asyncio.get_running_loop())
-        await ws._wait_open()
+        _lib.check_fork()
+        config, callbacks, header_fn = self._built
+        mode = HubMode.CONSUME if callbacks.on_message is not None else HubMode.OBSERVE
+        runner = LoopHub.of(asyncio.get_running_loop())
+        ws = WebSocket(_token)
+        member = runner.open(self._url, config, mode, lambda conn: Lifecycle(ws, conn, callbacks, header_fn))
+        await ws._attach(member, callbacks.on_message is not None)
         return ws
 
     async def __aenter__(self) -> WebSocket:
@@ -67,185 +104,307 @@ class _Connect:
         await self._ws.__aexit__(exc_type, exc, tb)
 
 
-def connect(url: str, **options: Any) -> _Connect:
-    """Open a connection; ``await`` it or use it with ``async with``.
-
-    Takes exactly the options of :func:`steadyws.connect`, with the same
-    defaults; callbacks run on the event loop's thread, in order with the
-    messages. ``on_message`` is not available: iterate instead.
-    """
-    if options.get("on_message") is not None:
-        raise TypeError("on_message is for the threaded client; use `async for message in ws`")
-    unknown = set(options) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"connect() got unexpected options: {', '.join(sorted(unknown))}")
-    return _Connect(url, {**_DEFAULTS, **options})
+_token = object()
 
 
-# The options and defaults of the threaded connect(), so both stay one list.
-_DEFAULTS: dict[str, Any] = {
-    name: p.default for name, p in inspect.signature(sync_connect).parameters.items() if p.kind is p.KEYWORD_ONLY
-}
+class Member:
+    """A connection's place in its loop's hub: its callbacks run in order on
+    one task at a time, and the asyncio side of its state."""
+
+    def __init__(self, conn: Connection, lifecycle: Lifecycle) -> None:
+        self.conn = conn
+        self.lifecycle = lifecycle
+        self.pending: deque[HubEvent] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.opened = asyncio.Event()  # first connection ready, or ended before
+        self.finished = asyncio.Event()  # the end was seen and on_close returned
+
+
+class LoopHub:
+    """One event loop's hub: every connection of the loop, one add_reader."""
+
+    _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopHub] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> LoopHub:
+        hub = cls._loops.get(loop)
+        if hub is None or hub.closed:
+            hub = cls._loops[loop] = cls(loop)
+        return hub
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._hub = Hub()
+        self._lock = threading.Lock()  # members may be forgotten from a finalizer's thread
+        self._members: dict[int, Member] = {}
+        self.closed = False
+        loop.add_reader(self._hub.wakeup_fd(), self._readable)
+
+    def open(self, url: str, config: dict[str, Any], mode: int, lifecycle: Callable[[Connection], Lifecycle]) -> Member:
+        conn = Connection.open(url, config, self._hub.value, mode)
+        member = Member(conn, lifecycle(conn))
+        with self._lock:
+            self._members[conn.member] = member
+        member_id = conn.member
+
+        def forget(_: int) -> None:
+            self._forget(member_id)
+
+        conn.handle.before_free(forget)
+        return member
+
+    def _forget(self, member: int) -> None:
+        with self._lock:
+            self._members.pop(member, None)
+
+    def _readable(self) -> None:
+        """Members have events: queue each run on its member's task."""
+        for member_id, events in self._hub.poll(0):
+            with self._lock:
+                member = self._members.get(member_id)
+            if member is None:
+                self._hub.ack(member_id)
+                continue
+            member.pending.extend(events)
+            if member.task is None:
+                member.task = self._loop.create_task(self._run(member_id, member))
+
+    async def _run(self, member_id: int, member: Member) -> None:
+        """Run a member's events in order, awaiting async callbacks; then
+        let the hub hand out its next run."""
+        try:
+            while member.pending:
+                await run(member.lifecycle, member.pending.popleft())
+                if member.conn.opened.is_set():
+                    member.opened.set()
+        finally:
+            member.task = None
+            self._hub.ack(member_id)
+            if member.conn.finished.is_set():
+                member.finished.set()
+                self._forget(member_id)
+                self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        with self._lock:
+            idle = not self._members
+        if idle and not self.closed:
+            self.closed = True
+            self._loop.remove_reader(self._hub.wakeup_fd())
+            self._hub.close()
+
+
+async def run(lifecycle: Lifecycle, event: HubEvent) -> None:
+    """Run one event's callback on the loop, awaiting it if it is async."""
+    call = lifecycle.begin(event)
+    result: Any = None
+    failed = False
+    if call is not None:
+        fn, args = call
+        try:
+            with lifecycle.context(event):
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never fatal
+            failed = True
+            handler = lifecycle.failed(fn, exc)
+            if handler is not None:
+                try:
+                    outcome = handler[0](*handler[1])
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception:  # noqa: BLE001
+                    logger.exception("%s: on_callback_error raised", lifecycle.conn.url)
+    lifecycle.done(event, result, failed)
 
 
 class WebSocket:
     """An asyncio client connection. Create it with :func:`connect`."""
 
-    def __init__(self, sync: SyncWebSocket, loop: asyncio.AbstractEventLoop) -> None:
-        self._ws = sync
-        self._loop = loop
-        self._ready = asyncio.Event()
-        self._watching = False
-        fd = ctypes.c_int32()
-        if _ffi.lib.sws_wakeup_fd(sync._h.value, ctypes.byref(fd)) != ErrorCode.OK:
-            raise RuntimeError("steadyws: no wakeup fd for this connection")
-        self._fd = fd.value
-        sync._before_free = self._unwatch  # the engine closes the fd when the handle is freed
-        self._watch()
+    def __init__(self, token: object) -> None:
+        if token is not _token:
+            raise TypeError("use steadyws.aio.connect() to make a WebSocket")
+        self._member: Member
+        self._conn: Connection
+        self._dispatched = False
+        self._readable: asyncio.Future[None] | None = None  # shared by the tasks waiting to receive
+        self.url = ""
+
+    async def _attach(self, member: Member, dispatched: bool) -> None:
+        self._member, self._conn, self._dispatched = member, member.conn, dispatched
+        self.url = member.conn.url
+        weakref.finalize(self, member.conn.abandon)
+        if dispatched:
+            member.conn.consumer_done()  # the loop's hub is its consumer
+        try:
+            await member.opened.wait()
+        except BaseException:
+            member.conn.abandon()
+            raise
+        if not member.conn.was_ready:
+            member.conn.abandon()
+            raise member.conn.end_exception()
 
     def __repr__(self) -> str:
-        return f"<steadyws.aio.WebSocket {self._ws.url} {self.state}>"
+        return f"<steadyws.aio.WebSocket {self.url}>"
 
-    # Properties, shared with the threaded client.
-
-    @property
-    def url(self) -> str:
-        return self._ws.url
-
-    @property
-    def state(self) -> str:
-        return self._ws.state
+    # Properties, as steadyws.WebSocket's.
 
     @property
     def subprotocol(self) -> str | None:
-        return self._ws.subprotocol
+        _lib.check_fork()
+        return self._conn.subprotocol
+
+    @property
+    def state(self) -> str:
+        _lib.check_fork()
+        return self._conn.state()
 
     @property
     def close_code(self) -> int | None:
-        return self._ws.close_code
+        _lib.check_fork()
+        info = self._conn.close_info()
+        return None if info is None else info[0]
 
     @property
     def close_reason(self) -> str | None:
-        return self._ws.close_reason
+        _lib.check_fork()
+        info = self._conn.close_info()
+        return None if info is None else info[1]
 
     def stats(self) -> dict[str, int]:
-        return self._ws.stats()
+        """See steadyws.WebSocket.stats."""
+        _lib.check_fork()
+        stats = self._conn.stats()
+        stats["held_messages"], stats["held_bytes"] = self._conn.stream.held()
+        return stats
 
     def set_reconnect(self, backoff: Backoff) -> None:
-        self._ws.set_reconnect(backoff)
+        """Change the reconnect policy of this live connection, from the next attempt on."""
+        _lib.check_fork()
+        if not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a steadyws.Backoff, not {type(backoff).__name__}")
+        self._conn.set_backoff(backoff.config())
 
-    # The wakeup fd.
-
-    def _watch(self) -> None:
-        if not self._watching and not self._ws._h.freed:
-            self._loop.add_reader(self._fd, self._on_readable)
-            self._watching = True
-
-    def _unwatch(self) -> None:
-        if self._watching:
-            self._loop.remove_reader(self._fd)
-            self._watching = False
-
-    def _on_readable(self) -> None:
-        """Events are queued: take a batch without blocking."""
-        ws = self._ws
-        if not ws._h.freed and ws._poll_lock.acquire(blocking=False):
-            try:
-                ws._poll_once(0)
-            finally:
-                ws._poll_lock.release()
-        if len(ws._pending) >= _HIGH_WATER:
-            self._unwatch()  # the consumer is behind: let the engine's queue hold the rest
-        self._ready.set()
-
-    async def _wait(self) -> None:
-        """Wait for the next batch (or the end)."""
-        self._ready.clear()
-        self._watch()
-        if self._watching:
-            await self._ready.wait()
-
-    def _ended(self) -> bool:
-        ws = self._ws
-        return ws._closed is not None or ws._sent_close is not None
-
-    # Opening.
-
-    async def _wait_open(self) -> None:
-        ws = self._ws
-        try:
-            while not ws._opened and ws._closed is None:
-                await self._wait()
-        except BaseException:
-            self._unwatch()
-            ws._h.free()
-            raise
-        ws._after_open()
-
-    # Sending: the engine writes at once (it blocks only if the socket's
-    # buffer is full, up to write_timeout).
+    # Sending: never blocks the loop. A socket that takes no more data makes
+    # the coroutine wait (others run); write_timeout still ends a connection
+    # whose server stopped reading.
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a text (str) or binary (bytes-like) message; see steadyws.WebSocket.send."""
-        self._ws.send(message)
+        _lib.check_fork()
+        data, text = encode_message(message)
+        opening = opening_number(self._conn)
+        await self._retry(lambda: self._conn.send(data, text, opening, nowait=True))
 
     async def send_batch(self, messages: Iterable[str | bytes | bytearray | memoryview]) -> None:
         """Send several messages in one call; see steadyws.WebSocket.send_batch."""
-        self._ws.send_batch(messages)
+        _lib.check_fork()
+        blob, words = encode_batch(messages)
+        if words:
+            opening = opening_number(self._conn)
+            await self._retry(lambda: self._conn.send_batch(blob, words, opening, nowait=True))
+
+    @staticmethod
+    async def _retry(attempt: Callable[[], bool]) -> None:
+        delay, longest = _SEND_RETRY
+        while not attempt():
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, longest)
 
     # Receiving.
 
-    def _next_nowait(self) -> Message | None:
-        """The next pending message, running lifecycle events on the way;
-        None if nothing is pending; raises once the connection has ended."""
-        ws = self._ws
-        while ws._pending:
-            item = ws._pending.popleft()
-            if _is_message(item):
-                return item  # type: ignore[return-value]
-            ws._lifecycle -= 1
-            ws._reach(item)  # type: ignore[arg-type]
-        if self._ended():
-            raise ws._closed_exception()
-        return None
+    def _check_receiver(self) -> None:
+        _lib.check_fork()
+        if self._dispatched:
+            raise RuntimeError("this connection delivers its messages to on_message; recv() is not available")
+
+    async def _pull(self) -> None:
+        """Poll one batch into the stream, waiting for the eventfd if the
+        engine has nothing; one wait is shared by every waiting task."""
+        conn = self._conn
+        stream = conn.stream
+        if not stream.empty() or stream.ended():
+            return
+        if self._readable is not None:
+            await asyncio.shield(self._readable)
+            return
+        try:
+            h = conn.acquire()
+        except ConnectionClosed:
+            stream.end(conn.end_exception)
+            conn.consumer_done()
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            if conn.poll(h, thread_buffers()):
+                return
+            fd = conn.wakeup_fd(h)
+            ready = self._readable = loop.create_future()
+            loop.add_reader(fd, _resolve, ready)
+            try:
+                await asyncio.shield(ready)
+            finally:
+                loop.remove_reader(fd)
+                self._readable = None
+                _resolve(ready)
+            conn.poll(h, thread_buffers())
+        finally:
+            conn.release()
+
+    def _wake(self) -> None:
+        """Wake the tasks waiting to receive (close() was called)."""
+        if self._readable is not None:
+            _resolve(self._readable)
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message: str for text, bytes for binary. Raises
-        TimeoutError after ``timeout`` seconds, ConnectionClosed* at the end."""
+        TimeoutError after ``timeout`` seconds, the end once it was reached."""
+        self._check_receiver()
         message: Message = await _with_timeout(self._recv(), timeout)
         return message
 
     async def _recv(self) -> Message:
-        while (item := self._next_nowait()) is None:
-            await self._wait()
-        return item
+        stream = self._conn.stream
+        while (message := stream.take_message()) is None:
+            await self._pull()
+        return message
 
     async def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[Message]:
         """Up to ``max_messages`` messages, waiting up to ``timeout`` for the first; [] if none came."""
-        check_positive_int("max_messages", max_messages, 1 << 30)
+        check_count("max_messages", max_messages)
+        self._check_receiver()
+        stream = self._conn.stream
+
+        async def batch() -> list[Message]:
+            while not (messages := stream.take_messages(max_messages)):
+                await self._pull()
+            return messages
+
         try:
-            first: Message = await _with_timeout(self._recv(), timeout)
+            result: list[Message] = await _with_timeout(batch(), timeout)
         except TimeoutError:
             return []
-        return [first, *self._ws._take(max_messages - 1)] if max_messages > 1 else [first]
+        return result
 
     async def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[Event]:
         """Up to ``max_events`` items of the event stream (messages and
         lifecycle events), waiting up to ``timeout`` for the first."""
-        check_positive_int("max_events", max_events, 1 << 30)
-        ws = self._ws
+        check_count("max_events", max_events)
+        self._check_receiver()
+        stream = self._conn.stream
 
-        async def first() -> None:
-            while not ws._pending:
-                if self._ended():
-                    raise ws._closed_exception()
-                await self._wait()
+        async def events() -> list[Event]:
+            while not (got := stream.take_events(max_events)):
+                await self._pull()
+            return got
 
         try:
-            await _with_timeout(first(), timeout)
+            result: list[Event] = await _with_timeout(events(), timeout)
         except TimeoutError:
             return []
-        return ws._take_events(max_events)
+        return result
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
@@ -253,22 +412,33 @@ class WebSocket:
     async def _iterate(self) -> AsyncIterator[Message]:
         try:
             while True:
-                yield await self._recv()
+                yield await self.recv()
         except ConnectionClosedOK:
             return
 
     # Closing.
 
+    async def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the connection has ended for good and on_close ran."""
+        _lib.check_fork()
+        try:
+            await _with_timeout(self._member.finished.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection, waiting (without blocking the loop) up to
-        close_timeout for the server; see steadyws.WebSocket.close."""
+        close_timeout for the server; see steadyws.WebSocket.close. Called
+        from this connection's own callback, it only starts the close.
+        Cancelled, a later close() finishes the job; on_close runs once."""
+        _lib.check_fork()
         raw = check_close(code, reason)
-        ws = self._ws
-        if not ws._begin_close(code, reason, raw):
+        self._conn.begin_close(code, reason, raw)
+        self._wake()
+        if asyncio.current_task() is self._member.task:
             return
-        while not ws._h.freed:
-            await self._wait()
-        ws._finish_close()
+        await self._member.finished.wait()
 
     async def __aenter__(self) -> WebSocket:
         return self
@@ -279,12 +449,16 @@ class WebSocket:
         await self.close(1011 if exc_type is not None and not issubclass(exc_type, ConnectionClosed) else 1000)
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def _with_timeout(aw: Awaitable[Any], timeout: float | None) -> Any:
-    if timeout is None:
+    t = check_timeout("timeout", timeout)
+    if t is None:
         return await aw
-    if timeout < 0:
-        raise ValueError(f"timeout must be a non-negative number, got {timeout}")
     try:
-        return await asyncio.wait_for(aw, timeout)
+        return await asyncio.wait_for(aw, t)
     except asyncio.TimeoutError:
         raise TimeoutError(f"no message within {timeout} s") from None

@@ -72,10 +72,14 @@ func readExports(dir string) ([]export, error) {
 		if err != nil {
 			return nil, err
 		}
+		cgo := importsC(f)
 		for _, d := range f.Decls {
 			fn, ok := d.(*ast.FuncDecl)
 			if !ok || fn.Doc == nil || !strings.Contains(fn.Doc.Text(), "export "+fn.Name.Name) && !hasExport(fn) {
 				continue
+			}
+			if !cgo { // cgo ignores //export in a file that does not import "C"
+				return nil, fmt.Errorf("%s: %s is marked //export but the file does not import \"C\"", fset.Position(fn.Pos()), fn.Name.Name)
 			}
 			e, err := exportOf(fset, fn)
 			if err != nil {
@@ -86,6 +90,15 @@ func readExports(dir string) ([]export, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
+}
+
+func importsC(f *ast.File) bool {
+	for _, imp := range f.Imports {
+		if imp.Path.Value == `"C"` {
+			return true
+		}
+	}
+	return false
 }
 
 func hasExport(fn *ast.FuncDecl) bool {
@@ -239,7 +252,7 @@ OPTIONS = {
 	}
 	b.WriteString("}\n")
 	bo := abi.Backoff
-	fmt.Fprintf(&b, "\n# Backoff(): reconnect=True's policy.\nBACKOFF_DEFAULTS = {\"min\": %s, \"max\": %s, \"factor\": %s, \"jitter\": %s}\n",
+	fmt.Fprintf(&b, "\n# Backoff(): reconnect=True's policy.\nBACKOFF_MIN = %s\nBACKOFF_MAX = %s\nBACKOFF_FACTOR = %s\nBACKOFF_JITTER = %s\n",
 		seconds(bo.Min), seconds(bo.Max), strconv.FormatFloat(bo.Factor, 'f', 1, 64), pyBool(bo.Jitter))
 	b.WriteString("\n# The exports: parameter types (i64, i32, ptr); every one returns an int32 sws_code.\nSIGNATURES: dict[str, tuple[str, ...]] = {\n")
 	for _, e := range exports {

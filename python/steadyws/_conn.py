@@ -1,0 +1,287 @@
+"""One connection as both drivers and the callback runner share it.
+
+A :class:`Connection` holds the engine handle, the event stream and what is
+known of the end; each of its methods is one call into the library. The
+threaded and asyncio clients add only how they wait; the callback runner
+(:mod:`steadyws._callbacks`) tells it when a connection opened, is ready,
+or ended. Nothing else touches its handle.
+
+The handle is freed once both of its users are done with it -- the
+consumer, when it reached the end (or closed), and the callback runner,
+when it has seen the end and on_close returned -- or by the garbage
+collector, when the connection is dropped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any
+
+from . import _lib
+from ._abi import STAT_NAMES, STATES, ErrorCode, SendFlags
+from ._errors import ConnectionClosedError, ConnectionClosedOK
+from ._events import Buffers, Closed, Ended, HubEvent, Opened
+from ._handle import Handle, HandleClosed
+from ._options import encode, headers_json, redact_url
+from ._stream import EventStream
+
+lib = _lib.lib
+
+
+class Connection:
+    """An engine connection: its handle, stream and end."""
+
+    def __init__(self, handle: Handle, member: int, url: str) -> None:
+        self.handle = handle
+        self.member = member
+        self.url = redact_url(url)
+        self.stream = EventStream()
+        self.opened = threading.Event()  # the first connection is ready, or the client ended before
+        self.finished = threading.Event()  # the end was seen by the callback runner: on_close returned
+        self.subprotocol: str | None = None
+        self.local_close: tuple[int, str] | None = None  # close() was called with these
+        self.was_ready = False  # a connection was open and ready once
+        self._lock = threading.Lock()
+        self._end: Ended | None = None
+        self._users = {"consumer", "callbacks"}  # who still needs the handle
+        self._final_stats: dict[str, int] | None = None
+        self._waker: int | None = None
+        handle.before_free(self._keep_stats)
+
+    @classmethod
+    def open(cls, url: str, config: dict[str, Any], hub: int, mode: int) -> Connection:
+        """Start a connection with ``config`` (checked by the engine: no I/O
+        yet) in ``hub``; its events arrive there."""
+        raw = encode(config)
+        value, member = ctypes.c_int64(), ctypes.c_int32()
+        _lib.call(lib.sws_connect, raw, len(raw), hub, mode, ctypes.byref(value), ctypes.byref(member))
+        return cls(Handle(value.value), member.value, url)
+
+    # The end.
+
+    def record_end(self, ended: Ended) -> None:
+        """Remember how the client ended, the first time anyone learns it."""
+        with self._lock:
+            if self._end is None:
+                self._end = ended
+
+    def end_exception(self) -> Exception:
+        """The exception for the end: the engine's word on it once known,
+        else our close() (it is final), for calls made after the handle is
+        gone or after close()."""
+        with self._lock:
+            end = self._end
+        if end is not None:
+            return end.exception()
+        if self.local_close is not None:
+            return ConnectionClosedOK(*self.local_close, closed_by="client")
+        return ConnectionClosedError(1006, "", "the connection is gone")
+
+    def close_info(self) -> tuple[int, str] | None:
+        """The close code and reason once the connection has ended for good
+        (or close() was called), else None."""
+        with self._lock:
+            end = self._end
+        if end is not None:
+            return end.code, end.reason
+        return self.local_close
+
+    def consumer_done(self) -> None:
+        """The consumer reached the end or closed: it needs the handle no more."""
+        self._done("consumer")
+
+    def observed_end(self) -> None:
+        """The callback runner saw the end, and on_close returned."""
+        self.finished.set()
+        self.opened.set()
+        self._done("callbacks")
+
+    def _done(self, user: str) -> None:
+        with self._lock:
+            if user not in self._users:
+                return
+            self._users.discard(user)
+            last = not self._users
+        if last:
+            self.handle.free()
+
+    def abandon(self) -> None:
+        """Free the handle now (the connection was dropped, or never opened)."""
+        self.handle.free()
+
+    # Calls.
+
+    def acquire(self) -> int:
+        """The handle for one call; HandleClosed becomes the end's exception."""
+        try:
+            return self.handle.acquire()
+        except HandleClosed:
+            raise self.end_exception() from None
+
+    def send(self, data: bytes, text: int, opening: int, nowait: bool = False) -> bool:
+        """Send one message; False if ``nowait`` and another write is in progress."""
+        flags = (SendFlags.TEXT if text else 0) | (SendFlags.NO_WAIT if nowait else 0)
+        h = self.acquire()
+        try:
+            rc = _lib.call(lib.sws_send, h, data, len(data), flags, opening, allow=(ErrorCode.WOULD_BLOCK,))
+        finally:
+            self.handle.release()
+        return rc == ErrorCode.OK
+
+    def send_batch(self, blob: bytes, words: list[int], opening: int, nowait: bool = False) -> bool:
+        """Send messages back to back (see sws_send_batch); False as for send."""
+        meta = (ctypes.c_uint32 * len(words))(*words)
+        flags = SendFlags.NO_WAIT if nowait else 0
+        h = self.acquire()
+        try:
+            rc = _lib.call(
+                lib.sws_send_batch, h, blob, len(blob), meta, len(words) // 2, flags, opening,
+                allow=(ErrorCode.WOULD_BLOCK,),
+            )  # fmt: skip
+        finally:
+            self.handle.release()
+        return rc == ErrorCode.OK
+
+    def poll(self, h: int, buffers: Buffers, timeout_ms: int = 0) -> list[HubEvent]:
+        """Poll one batch into the stream; the events (empty if none or the
+        buffer had to grow). ``h`` is the caller's acquire()."""
+        rc = _lib.call(
+            lib.sws_poll, h, buffers.meta_c, buffers.max_events, buffers.data_c,
+            len(buffers.data), timeout_ms, buffers.count_ref, buffers.size_ref,
+            allow=(ErrorCode.BUFFER_TOO_SMALL, ErrorCode.CLOSED),
+        )  # fmt: skip
+        if rc == ErrorCode.BUFFER_TOO_SMALL:
+            buffers.resize(max(buffers.size.value, 2 * len(buffers.data)))
+            return []
+        if rc == ErrorCode.CLOSED:  # the end was taken already
+            self.stream.end(self.end_exception)
+            return []
+        if buffers.count.value == 0:
+            return []
+        events, messages_only = buffers.decode()
+        if self.stream.feed(events, messages_only):
+            for ev in reversed(events):
+                if isinstance(ev, Closed):
+                    self.record_end(ev)
+                    break
+            self.consumer_done()
+        return events
+
+    def release(self) -> None:
+        """Release what acquire() gave."""
+        self.handle.release()
+
+    def wakeup_fd(self, h: int) -> int:
+        """The engine's eventfd, readable while events wait (made on first
+        use); ``h`` is the caller's acquire(): the fd lives until release."""
+        if self._waker is None:
+            fd = ctypes.c_int32()
+            _lib.call(lib.sws_wakeup_fd, h, ctypes.byref(fd))
+            self._waker = fd.value
+        return self._waker
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Whether the engine has ended, waiting up to ``timeout_ms``."""
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return True
+        try:
+            return _lib.call(lib.sws_wait, h, timeout_ms, allow=(ErrorCode.TIMEOUT,)) == ErrorCode.OK
+        finally:
+            self.handle.release()
+
+    def begin_close(self, code: int, reason: str, raw: bytes) -> bool:
+        """Start the close handshake; False if it was started before. What
+        the stream holds is dropped: after close(), nobody reads it."""
+        with self._lock:
+            if self.local_close is not None:
+                return False
+            self.local_close = (code, reason)
+        self.stream.end(self.end_exception)
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return True
+        try:
+            _lib.call(lib.sws_close, h, code, raw, len(raw))
+        finally:
+            self.handle.release()
+        self.consumer_done()
+        return True
+
+    def state(self) -> str:
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return "closed"
+        try:
+            st = ctypes.c_int32()
+            _lib.call(lib.sws_state, h, ctypes.byref(st))
+            return STATES[st.value]
+        finally:
+            self.handle.release()
+
+    def stats(self) -> dict[str, int]:
+        """The engine's counters; the last ones once the handle is gone."""
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return dict(self._final_stats or dict.fromkeys(STAT_NAMES, 0))
+        try:
+            return self._stats(h)
+        finally:
+            self.handle.release()
+
+    def _stats(self, h: int) -> dict[str, int]:
+        values = _lib.int64s(lib.sws_stats, h, count=len(STAT_NAMES))
+        return dict(zip(STAT_NAMES, values, strict=False))
+
+    def _keep_stats(self, h: int) -> None:
+        try:
+            self._final_stats = self._stats(h)
+        except Exception:  # noqa: BLE001 - freeing goes on
+            self._final_stats = None
+
+    def opened_with(self, event: Opened) -> None:
+        """A connection opened (seen by the callback runner)."""
+        self.subprotocol = event.subprotocol
+
+    def ready(self, number: int) -> None:
+        """Connection ``number``'s on_open returned: everyone may send."""
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return
+        try:
+            _lib.call(lib.sws_ready, h, number)
+        finally:
+            self.handle.release()
+        self.was_ready = True
+        self.opened.set()
+
+    def provide_headers(self, request: int, headers: object, failure: str) -> None:
+        """Answer a header request; TypeError or ValueError if the engine
+        refuses the headers (the attempt then fails)."""
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return
+        try:
+            if failure:
+                why = failure.encode("utf-8")
+                _lib.call(lib.sws_provide_headers, h, request, None, 0, why, len(why))
+            else:
+                raw = headers_json(headers)
+                _lib.call(lib.sws_provide_headers, h, request, raw, len(raw), None, 0)
+        finally:
+            self.handle.release()
+
+    def set_backoff(self, config: dict[str, Any]) -> None:
+        raw = encode(config)
+        h = self.acquire()
+        try:
+            _lib.call(lib.sws_set_backoff, h, raw, len(raw))
+        finally:
+            self.handle.release()
