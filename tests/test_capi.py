@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import select
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-
-import re
 from pathlib import Path
 
 import steadyws
