@@ -32,7 +32,7 @@ lib = _lib.lib
 class Connection:
     """An engine connection: its handle, stream and end."""
 
-    def __init__(self, handle: Handle, member: int, url: str) -> None:
+    def __init__(self, handle: Handle, member: int, url: str, has_on_close: bool = False) -> None:
         self.handle = handle
         self.member = member
         self.url = redact_url(url)
@@ -42,6 +42,7 @@ class Connection:
         self.subprotocol: str | None = None
         self.local_close: tuple[int, str] | None = None  # close() was called with these
         self.was_ready = False  # a connection was open and ready once
+        self.has_on_close = has_on_close  # then "closed" includes on_close having run
         self._lock = threading.Lock()
         self._end: Ended | None = None
         self._users = {"consumer", "callbacks"}  # who still needs the handle
@@ -50,13 +51,13 @@ class Connection:
         handle.before_free(self._keep_stats)
 
     @classmethod
-    def open(cls, url: str, config: dict[str, Any], hub: int, mode: int) -> Connection:
+    def open(cls, url: str, config: dict[str, Any], hub: int, mode: int, has_on_close: bool) -> Connection:
         """Start a connection with ``config`` (checked by the engine: no I/O
         yet) in ``hub``; its events arrive there."""
         raw = encode(config)
         value, member = ctypes.c_int64(), ctypes.c_int32()
         _lib.call(lib.sws_connect, raw, len(raw), hub, mode, ctypes.byref(value), ctypes.byref(member))
-        return cls(Handle(value.value), member.value, url)
+        return cls(Handle(value.value), member.value, url, has_on_close)
 
     # The end.
 
@@ -180,6 +181,10 @@ class Connection:
             _lib.call(lib.sws_wakeup_fd, h, ctypes.byref(fd))
             self._waker = fd.value
         return self._waker
+
+    def closed(self) -> bool:
+        """Whether it has ended for good, and its on_close (if any) ran."""
+        return self.finished.is_set() or (not self.has_on_close and self.wait(0))
 
     def wait(self, timeout_ms: int) -> bool:
         """Whether the engine has ended, waiting up to ``timeout_ms``."""

@@ -61,7 +61,9 @@ def connect(url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
     config, callbacks, header_fn = build(url, options)
     mode = HubMode.CONSUME if callbacks.on_message is not None else HubMode.OBSERVE
     ws = WebSocket(_token)
-    conn = DISPATCHER.open(url, config, mode, lambda conn: Lifecycle(ws, conn, callbacks, header_fn))
+    conn = DISPATCHER.open(
+        url, config, mode, lambda conn: Lifecycle(ws, conn, callbacks, header_fn), callbacks.on_close is not None
+    )
     ws._attach(conn, callbacks.on_message is not None)
     return ws
 
@@ -89,7 +91,7 @@ class WebSocket:
     def _attach(self, conn: Connection, dispatched: bool) -> None:
         """Bind the connection and wait until it is open and ready."""
         self._conn, self._dispatched, self.url = conn, dispatched, conn.url
-        weakref.finalize(self, conn.abandon)
+        weakref.finalize(self, conn.abandon).atexit = False  # see Handle
         if dispatched:
             conn.consumer_done()  # the callback thread is its consumer
         try:
@@ -282,16 +284,21 @@ class WebSocket:
         return self._waker
 
     def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait until the connection has ended for good and its on_close has
-        run; False after ``timeout`` seconds."""
+        """Wait until the connection has ended for good and its on_close (if
+        any) has run; False after ``timeout`` seconds (0: only check)."""
         _lib.check_fork()
         deadline = _deadline(timeout)
+        conn = self._conn
         if DISPATCHER.on_thread():  # from a callback: this connection's callbacks wait for it
-            while not self._conn.wait(0 if deadline is not None and deadline <= time.monotonic() else 100):
+            while not conn.wait(int(SLICE * 1000) if deadline is None else 0):
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
             return True
-        return DISPATCHER.wait(self._conn.finished, deadline)
+        while not conn.closed():
+            step = time.monotonic() + SLICE if deadline is None else min(deadline, time.monotonic() + SLICE)
+            if not DISPATCHER.wait(conn.finished, step) and deadline is not None and time.monotonic() >= deadline:
+                return conn.closed()
+        return True
 
     # Closing.
 
@@ -315,11 +322,14 @@ class WebSocket:
         ended_at: float | None = None
         while not DISPATCHER.wait(conn.finished, time.monotonic() + SLICE):
             if ended_at is None and conn.wait(0):
+                if not conn.has_on_close:
+                    return
                 ended_at = time.monotonic()
             if ended_at is not None and time.monotonic() - ended_at > _CLOSE_GRACE:
                 return  # the callback thread is busy; on_close runs when it gets there
 
     def __enter__(self) -> WebSocket:
+        _lib.check_fork()
         return self
 
     def __exit__(

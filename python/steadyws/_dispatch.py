@@ -40,12 +40,17 @@ class Dispatcher:
         self._members: dict[int, Lifecycle] = {}
 
     def open(
-        self, url: str, config: dict[str, Any], mode: int, lifecycle: Callable[[Connection], Lifecycle]
+        self,
+        url: str,
+        config: dict[str, Any],
+        mode: int,
+        lifecycle: Callable[[Connection], Lifecycle],
+        has_on_close: bool,
     ) -> Connection:
         """Start a connection in the hub, its callbacks run by ``lifecycle``."""
         with self._lock:
             hub = self._start()
-            conn = Connection.open(url, config, hub.value, mode)
+            conn = Connection.open(url, config, hub.value, mode, has_on_close)
             self._members[conn.member] = lifecycle(conn)
         member = conn.member
 

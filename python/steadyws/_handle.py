@@ -47,6 +47,9 @@ class Handle:
         self._keep: list[object] = []  # C callbacks that must live as long as the handle
         self._before: list[Callable[[int], None]] = []  # run with the value just before sws_free
         self._finalizer = weakref.finalize(self, _free, value, self._keep, self._before)
+        # Not at interpreter exit: a daemon thread may still be inside a call
+        # on the handle then, and the process's end frees everything anyway.
+        self._finalizer.atexit = False
 
     @property
     def freed(self) -> bool:

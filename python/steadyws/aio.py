@@ -89,7 +89,13 @@ class _Connect:
         mode = HubMode.CONSUME if callbacks.on_message is not None else HubMode.OBSERVE
         runner = LoopHub.of(asyncio.get_running_loop())
         ws = WebSocket(_token)
-        member = runner.open(self._url, config, mode, lambda conn: Lifecycle(ws, conn, callbacks, header_fn))
+        member = runner.open(
+            self._url,
+            config,
+            mode,
+            lambda conn: Lifecycle(ws, conn, callbacks, header_fn),
+            callbacks.on_close is not None,
+        )
         await ws._attach(member, callbacks.on_message is not None)
         return ws
 
@@ -140,8 +146,15 @@ class LoopHub:
         self.closed = False
         loop.add_reader(self._hub.wakeup_fd(), self._readable)
 
-    def open(self, url: str, config: dict[str, Any], mode: int, lifecycle: Callable[[Connection], Lifecycle]) -> Member:
-        conn = Connection.open(url, config, self._hub.value, mode)
+    def open(
+        self,
+        url: str,
+        config: dict[str, Any],
+        mode: int,
+        lifecycle: Callable[[Connection], Lifecycle],
+        has_on_close: bool,
+    ) -> Member:
+        conn = Connection.open(url, config, self._hub.value, mode, has_on_close)
         member = Member(conn, lifecycle(conn))
         with self._lock:
             self._members[conn.member] = member
@@ -234,7 +247,7 @@ class WebSocket:
     async def _attach(self, member: Member, dispatched: bool) -> None:
         self._member, self._conn, self._dispatched = member, member.conn, dispatched
         self.url = member.conn.url
-        weakref.finalize(self, member.conn.abandon)
+        weakref.finalize(self, member.conn.abandon).atexit = False  # see Handle
         if dispatched:
             member.conn.consumer_done()  # the loop's hub is its consumer
         try:
@@ -419,13 +432,23 @@ class WebSocket:
     # Closing.
 
     async def wait_closed(self, timeout: float | None = None) -> bool:
-        """Wait until the connection has ended for good and on_close ran."""
+        """Wait until the connection has ended for good and its on_close (if
+        any) ran; False after ``timeout`` seconds (0: only check)."""
         _lib.check_fork()
         try:
-            await _with_timeout(self._member.finished.wait(), timeout)
+            await _with_timeout(self._closed(), timeout)
         except TimeoutError:
-            return False
+            return self._conn.closed()
         return True
+
+    async def _closed(self) -> None:
+        """Until the end was seen (and on_close ran), or the engine ended and
+        there is no on_close to wait for."""
+        while not self._conn.closed():
+            try:
+                await asyncio.wait_for(self._member.finished.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection, waiting (without blocking the loop) up to
@@ -438,9 +461,10 @@ class WebSocket:
         self._wake()
         if asyncio.current_task() is self._member.task:
             return
-        await self._member.finished.wait()
+        await self._closed()
 
     async def __aenter__(self) -> WebSocket:
+        _lib.check_fork()
         return self
 
     async def __aexit__(

@@ -111,6 +111,7 @@ class Server:
         return f"<steadyws.testing.Server {self.url}{' stopped' if self._handle.freed else ''}>"
 
     def __enter__(self) -> Server:
+        _lib.check_fork()
         return self
 
     def __exit__(
