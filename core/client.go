@@ -85,6 +85,11 @@ func newClient(s *settings) *Client {
 		c.policy = *s.Reconnect
 	}
 	c.group.OnPanic = c.goroutinePanicked
+	c.q.observe = func(ev Event) {
+		if m := c.member.Load(); m != nil {
+			m.lifecycle(ev)
+		}
+	}
 	return c
 }
 

@@ -120,6 +120,13 @@ type queue struct {
 	signal  Signal // may be nil
 	notify  func() // called without the lock when the queue becomes non-empty
 	watcher func() // the same, for a hub that consumes this queue
+
+	// The observer's own copies of the warnings (see Client.emit), at most
+	// one per kind per warnEvery, given to observe without the lock.
+	observe        func(Event)
+	observed       []Event
+	obsDrops       int64
+	obsLastDropped time.Time
 }
 
 // message is a queued message: smaller than an Event, since a queue may
@@ -180,7 +187,7 @@ func (q *queue) tryPut(ev Event) (ok, wait bool, err error) {
 	switch {
 	case q.refusing || q.closed:
 		q.dropLocked(1)
-		q.mu.Unlock()
+		q.unlockNotify(false)
 		return false, false, nil
 	case q.fitsLocked(len(ev.Data)):
 		q.unlockNotify(q.pushLocked(ev))
@@ -201,10 +208,10 @@ func (q *queue) tryPut(ev Event) (ok, wait bool, err error) {
 		q.unlockNotify(q.pushLocked(ev))
 		return true, false, nil
 	case OverflowClose:
-		q.mu.Unlock()
+		q.unlockNotify(false)
 		return false, false, errQueueOverflow
 	}
-	q.mu.Unlock()
+	q.unlockNotify(false)
 	return false, true, nil
 }
 
@@ -216,7 +223,7 @@ func (q *queue) put(ev Event, stop <-chan struct{}) bool {
 		q.mu.Lock()
 		if q.refusing || q.closed {
 			q.dropLocked(1)
-			q.mu.Unlock()
+			q.unlockNotify(false)
 			return false
 		}
 		if q.fitsLocked(len(ev.Data)) {
@@ -321,8 +328,14 @@ func (q *queue) setLocked(wasEmpty bool) {
 // unlockNotify unlocks and, if the queue just became non-empty, wakes a
 // waiting consumer and calls the hooks, without the lock.
 func (q *queue) unlockNotify(becameReady bool) {
-	notify, watcher := q.notify, q.watcher
+	notify, watcher, observe, observed := q.notify, q.watcher, q.observe, q.observed
+	q.observed = nil
 	q.mu.Unlock()
+	for _, ev := range observed {
+		if observe != nil {
+			observe(ev)
+		}
+	}
 	if becameReady {
 		poke(q.notEmpty)
 		if notify != nil {
@@ -351,13 +364,9 @@ func (q *queue) dropLocked(n int64) (becameReady bool) {
 	if q.refusing || q.closed {
 		return false // after a local close nobody is listening
 	}
-	msg := func(total int64) string {
-		return fmt.Sprintf("inbound queue full (overflow=%s): %d messages dropped", q.policy, total)
-	}
+	q.observeDropsLocked(n)
 	if i := q.pendingWarn[WarnDrops]; i >= 0 {
-		ev := &q.life[i].ev
-		ev.Count += n
-		ev.Data = []byte(msg(ev.Count))
+		q.life[i].ev.Count += n // its message is written when it is taken
 		return false
 	}
 	now := time.Now()
@@ -368,7 +377,24 @@ func (q *queue) dropLocked(n int64) (becameReady bool) {
 	q.lastDropWarn = now
 	count := q.unreported + n
 	q.unreported = 0
-	return q.warnLocked(WarnDrops, count, msg(count))
+	return q.warnLocked(WarnDrops, count, "")
+}
+
+// observeDropsLocked gives the observer its own drops warning, at most one
+// per warnEvery: the one in the stream may wait for a consumer that is not
+// reading, and the observer logs drops as they happen.
+func (q *queue) observeDropsLocked(n int64) {
+	q.obsDrops += n
+	if now := time.Now(); q.observe != nil && now.Sub(q.obsLastDropped) >= warnEvery {
+		q.obsLastDropped = now
+		q.observed = append(q.observed, Event{Kind: EventWarning, Runes: WarnDrops, Count: q.obsDrops, Data: q.dropMessage(q.obsDrops)})
+		q.obsDrops = 0
+	}
+}
+
+// dropMessage is the text of a drops warning.
+func (q *queue) dropMessage(count int64) []byte {
+	return fmt.Appendf(nil, "inbound queue full (overflow=%s): %d messages dropped", q.policy, count)
 }
 
 // warnLocked queues a warning of kind and remembers it as pending.
@@ -390,6 +416,9 @@ func (q *queue) checkHighWaterLocked() {
 		q.highWarned, q.lastHighWarn = true, now
 		msg := fmt.Sprintf("inbound queue above %.0f%%: %d messages, %d bytes waiting", highWater*100, count, bytes)
 		q.warnLocked(WarnHighWater, int64(count), msg)
+		if q.observe != nil {
+			q.observed = append(q.observed, Event{Kind: EventWarning, Runes: WarnHighWater, Count: int64(count), Data: []byte(msg)})
+		}
 	}
 }
 
@@ -441,7 +470,11 @@ func (q *queue) takeLocked(dst []Event, maxBytes int) (n, need int) {
 // message before it has gone, else the oldest message -- and its size.
 func (q *queue) peekLocked() (life bool, size int, ok bool) {
 	if q.lifeHead < len(q.life) && q.life[q.lifeHead].at <= q.gone {
-		return true, len(q.life[q.lifeHead].ev.Data), true
+		ev := &q.life[q.lifeHead].ev
+		if ev.Kind == EventWarning && ev.Runes == WarnDrops {
+			ev.Data = q.dropMessage(ev.Count)
+		}
+		return true, len(ev.Data), true
 	}
 	if q.n > 0 {
 		return false, len(q.ring[q.head].data), true

@@ -2,6 +2,7 @@ package core
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -168,5 +169,119 @@ func TestParseOverflow(t *testing.T) {
 	}
 	if _, err := ParseOverflow("drop_all"); CodeOf(err) != CodeInvalidArgument {
 		t.Errorf("bad name accepted")
+	}
+}
+
+// fill queues n messages of size bytes, applying the policy.
+func fill(q *queue, n, size int) {
+	data := make([]byte, size)
+	for range n {
+		_, _, _ = q.tryPut(Event{Kind: EventBinary, Data: data})
+	}
+}
+
+// TestDropOldestWithALifecycleEventAtTheHead: an event that waits before
+// the messages stays first, and drop_oldest keeps the freshest messages.
+func TestDropOldestWithALifecycleEventAtTheHead(t *testing.T) {
+	q := newQueue(16, 1<<30, OverflowDropOldest)
+	q.putEvent(Event{Kind: EventOpen, Runes: 1})
+	for i := range 1000 {
+		_, _, _ = q.tryPut(Event{Kind: EventText, Data: []byte{byte(i % 256)}, Runes: 1})
+	}
+	dst := make([]Event, 64)
+	n, _, _ := q.take(dst, 1<<20, 0)
+	var kinds []EventKind
+	for _, ev := range dst[:n] {
+		kinds = append(kinds, ev.Kind)
+	}
+	if kinds[0] != EventOpen || n < 17 || dst[n-1].Kind != EventText || dst[n-1].Data[0] != byte(999%256) {
+		t.Fatalf("took %v", kinds)
+	}
+	var kept []byte
+	for _, ev := range dst[:n] {
+		if ev.isMessage() {
+			kept = append(kept, ev.Data[0])
+		}
+	}
+	if len(kept) != 16 || kept[0] != byte((1000-16)%256) {
+		t.Fatalf("kept %v, want the last 16", kept)
+	}
+}
+
+// TestWarningsAreCoalescedAndBounded: a million drops with nobody reading
+// leave one warning waiting (its count growing), not a million.
+func TestWarningsAreCoalescedAndBounded(t *testing.T) {
+	q := newQueue(4, 1<<30, OverflowDropNewest)
+	fill(q, 1_000_000, 1)
+	q.mu.Lock()
+	waiting := len(q.life) - q.lifeHead
+	q.mu.Unlock()
+	if waiting > 2 {
+		t.Fatalf("%d lifecycle events waiting after 1M drops", waiting)
+	}
+	dst := make([]Event, 16)
+	n, _, _ := q.take(dst, 1<<20, 0)
+	var drops int64
+	for _, ev := range dst[:n] {
+		if ev.Kind == EventWarning && ev.Runes == WarnDrops {
+			drops += ev.Count
+		}
+	}
+	if drops != 1_000_000-4 {
+		t.Fatalf("the warnings count %d drops, want %d", drops, 1_000_000-4)
+	}
+}
+
+// TestLifecycleEventsAreBounded: a consumer that never reads does not make
+// the lifecycle list grow without end.
+func TestLifecycleEventsAreBounded(t *testing.T) {
+	q := newQueue(4, 1<<30, OverflowBlock)
+	for i := range 10 * maxLifecycle {
+		q.putEvent(Event{Kind: EventReconnecting, Runes: i})
+	}
+	q.putEvent(End{Code: CloseNormal}.event(EventClosed))
+	_, _, _, _, lost := q.depth()
+	q.mu.Lock()
+	waiting, last := len(q.life)-q.lifeHead, q.life[len(q.life)-1].ev.Kind
+	q.mu.Unlock()
+	if waiting > maxLifecycle || last != EventClosed || lost != int64(10*maxLifecycle+1-waiting) {
+		t.Fatalf("%d waiting, last %v, %d lost", waiting, last, lost)
+	}
+}
+
+// TestTheConsumersBatchCountsUntilItComesBack: what a poll handed out
+// still counts against the bounds, so the engine's queue and the consumer's
+// batch together stay within them; the next poll releases it.
+func TestTheConsumersBatchCountsUntilItComesBack(t *testing.T) {
+	q := newQueue(10, 1000, OverflowBlock)
+	fill(q, 10, 50)
+	dst := make([]Event, 10)
+	if n, _, _ := q.take(dst, 1<<20, 0); n != 10 {
+		t.Fatalf("took %d", n)
+	}
+	if _, wait, _ := q.tryPut(Event{Kind: EventBinary, Data: make([]byte, 50)}); !wait {
+		t.Fatal("room in the queue while the consumer holds the whole bound")
+	}
+	if messages, bytes, _, _, _ := q.depth(); messages != 10 || bytes != 500 {
+		t.Fatalf("depth %d messages, %d bytes: the batch is not counted", messages, bytes)
+	}
+	q.take(dst, 1<<20, 0) // the consumer is back: its batch is released
+	if _, wait, _ := q.tryPut(Event{Kind: EventBinary, Data: make([]byte, 50)}); wait {
+		t.Fatal("no room after the consumer came back")
+	}
+}
+
+// BenchmarkDropOldestWithEventAtHead: O(1) per message at any max_queue,
+// even with a lifecycle event waiting at the head (0.1.0: 64 us per
+// message at 16,384, 217 us at 65,536).
+func BenchmarkDropOldestWithEventAtHead(b *testing.B) {
+	for _, max := range []int{16, 16_384, 65_536} {
+		b.Run(fmt.Sprint(max), func(b *testing.B) {
+			q := newQueue(max, 1<<40, OverflowDropOldest)
+			q.putEvent(Event{Kind: EventOpen})
+			fill(q, max, 8)
+			b.ResetTimer()
+			fill(q, b.N, 8)
+		})
 	}
 }

@@ -6,18 +6,18 @@ package wstest
 import (
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/steadyws/steadyws/core/internal/spawn"
 )
 
 // Server accepts connections on 127.0.0.1 until the test ends.
 type Server struct {
-	ln  net.Listener
-	URL string
-	wg  sync.WaitGroup
+	ln    net.Listener
+	URL   string
+	group spawn.Group // a handler's panic fails the test
 }
 
 // New starts a server whose connections, once upgraded, are given to
@@ -41,28 +41,25 @@ func NewRaw(t testing.TB, handler func(i int, c net.Conn)) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{ln: ln, URL: "ws://" + ln.Addr().String() + "/"}
-	s.wg.Add(1)
-	go s.accept(handler)
+	s.group.OnPanic = func(err error) { t.Errorf("test server handler: %v", err) }
+	s.group.Go("accept", func() { s.accept(handler) })
 	t.Cleanup(func() {
 		ln.Close()
-		s.wg.Wait()
+		s.group.Close()
 	})
 	return s
 }
 
 func (s *Server) accept(handler func(i int, c net.Conn)) {
-	defer s.wg.Done()
 	for i := 0; ; i++ {
 		c, err := s.ln.Accept()
 		if err != nil {
 			return
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.group.Go("handler", func() {
 			defer c.Close()
 			handler(i, c)
-		}()
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // Group is a set of goroutines that one owner waits for. The zero value is
@@ -19,9 +20,10 @@ type Group struct {
 	// panicked, before it returns. It must not panic itself.
 	OnPanic func(error)
 
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	closed bool
+	mu      sync.Mutex
+	wg      sync.WaitGroup
+	closed  bool
+	running atomic.Int64
 }
 
 // Go runs f on a new goroutine of the group. It returns false, and does not
@@ -40,10 +42,15 @@ func (g *Group) Go(name string, f func()) bool {
 }
 
 func (g *Group) run(name string, f func()) {
+	g.running.Add(1)
 	defer g.wg.Done()
+	defer g.running.Add(-1)
 	defer Recover(name, g.OnPanic)
 	f()
 }
+
+// Running is the number of the group's goroutines that have not returned.
+func (g *Group) Running() int { return int(g.running.Load()) }
 
 // Close refuses new goroutines and waits for the running ones.
 func (g *Group) Close() {
