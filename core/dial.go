@@ -64,6 +64,7 @@ type attempt struct {
 	hc         *handshakeConn
 	raw        net.Conn      // the socket
 	tls        *tls.Conn     // its TLS layer, for wss://
+	certAsked  bool          // the server asked for a client certificate
 	status     int           // the HTTP status of a refusal
 	retryAfter time.Duration // what a 429 or 503 asked for
 }
@@ -74,6 +75,18 @@ func (a *attempt) tlsClient(conn net.Conn, hostname string) net.Conn {
 	cfg := a.s.tls.Clone()
 	if cfg.ServerName == "" {
 		cfg.ServerName = hostname
+	}
+	certs := cfg.Certificates
+	cfg.Certificates = nil
+	// Noted, so that a server that then hangs up can be told apart from one
+	// that crashed: in TLS 1.3 it refuses a client certificate only after
+	// our side of the handshake is complete.
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		a.certAsked = true
+		if len(certs) > 0 {
+			return &certs[0], nil
+		}
+		return &tls.Certificate{}, nil
 	}
 	a.tls = tls.Client(conn, cfg)
 	return a.tls
@@ -89,16 +102,15 @@ func (a *attempt) tlsError(ctx context.Context, err error) *Error {
 	}
 	var opErr *net.OpError
 	var recordErr tls.RecordHeaderError
+	hungUp := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 	switch {
+	case a.certAsked && a.s.CertFile == "" && (hungUp || errors.As(err, &opErr) && opErr.Op == "remote error"):
+		return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf("the server requires a client certificate (cert_file, key_file) and refused the connection: %w", err)}
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		msg := "the server refused the TLS connection: %w"
-		if a.s.CertFile == "" {
-			msg += " (does it require a client certificate? see cert_file and key_file)"
-		}
-		return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf(msg, err)}
+		return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf("the server refused the TLS connection: %w", err)}
 	case a.tls.ConnectionState().HandshakeComplete:
 		return nil
-	case errors.As(err, &recordErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+	case errors.As(err, &recordErr), hungUp:
 		return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf("TLS handshake failed: %w (the server does not speak TLS on this port?)", err)}
 	}
 	return &Error{Code: CodeTLS, Op: "tls", Err: fmt.Errorf("TLS handshake failed: %w", err)}

@@ -39,3 +39,22 @@ def test_readme_example(where: str, kind: str, code: str, tmp_path: Path) -> Non
     script.write_text(code + "\n")
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_the_options_table_is_the_engines() -> None:
+    """The README's options table lists every option of the engine's table with its default, and the
+    typed option list (steadyws.Options) has exactly those options."""
+    import steadyws
+    from steadyws import _abi
+
+    text = README.read_text()
+    rows = dict(re.findall(r"^\| `(\w+)`(?:, `\w+`)? \| (.+?) \|", text, re.M))
+    pairs = re.findall(r"^\| `(\w+)`, `(\w+)` \|", text, re.M)
+    for first, second in pairs:
+        rows[second] = rows[first]
+    public = {name: option for name, option in _abi.OPTIONS.items() if not option.internal}
+    for name, option in public.items():
+        assert name in rows, f"{name} is not in the README's options table"
+        if option.default not in ("None",):
+            assert rows[name] == f"`{option.default}`", (name, rows[name], option.default)
+    assert set(steadyws.Options.__annotations__) == set(public)

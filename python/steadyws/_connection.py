@@ -59,13 +59,30 @@ def connect(url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
     """
     _lib.check_fork()
     config, callbacks, header_fn = build(url, options)
-    mode = HubMode.CONSUME if callbacks.on_message is not None else HubMode.OBSERVE
-    ws = WebSocket(_token)
-    conn = DISPATCHER.open(
-        url, config, mode, lambda conn: Lifecycle(ws, conn, callbacks, header_fn), callbacks.on_close is not None
-    )
-    ws._attach(conn, callbacks.on_message is not None)
-    return ws
+    dispatched = callbacks.on_message is not None
+    made: list[WebSocket] = []
+
+    def lifecycle(conn: Connection) -> Lifecycle:
+        made.append(WebSocket(_token, conn, dispatched))
+        return Lifecycle(made[0], conn, callbacks, header_fn)
+
+    mode = HubMode.CONSUME if dispatched else HubMode.OBSERVE
+    conn = DISPATCHER.open(url, config, mode, lifecycle, callbacks.on_close is not None)
+    _wait_ready(conn)
+    return made[0]
+
+
+def _wait_ready(conn: Connection) -> None:
+    """Wait until the first connection is open and its on_open returned;
+    raise how the client ended if it never opened."""
+    try:
+        DISPATCHER.wait(conn.opened, None)
+    except BaseException:
+        conn.abandon()
+        raise
+    if not conn.was_ready:
+        conn.abandon()
+        raise conn.end_exception()
 
 
 _token = object()  # WebSocket objects come from connect()
@@ -79,29 +96,17 @@ class WebSocket:
     caller.
     """
 
-    def __init__(self, token: object) -> None:
+    def __init__(self, token: object, conn: Connection, dispatched: bool) -> None:
         if token is not _token:
             raise TypeError("use steadyws.connect() to make a WebSocket")
-        self._conn: Connection
-        self._dispatched = False  # messages go to on_message
+        self._conn = conn
+        self._dispatched = dispatched  # messages go to on_message
         self._poll_lock = threading.Lock()
         self._waker: select.poll | None = None
-        self.url = ""
-
-    def _attach(self, conn: Connection, dispatched: bool) -> None:
-        """Bind the connection and wait until it is open and ready."""
-        self._conn, self._dispatched, self.url = conn, dispatched, conn.url
+        self.url = conn.url
         weakref.finalize(self, conn.abandon).atexit = False  # see Handle
         if dispatched:
             conn.consumer_done()  # the callback thread is its consumer
-        try:
-            DISPATCHER.wait(conn.opened, None)
-        except BaseException:
-            conn.abandon()
-            raise
-        if not conn.was_ready:
-            conn.abandon()
-            raise conn.end_exception()
 
     def __repr__(self) -> str:
         return f"<steadyws.WebSocket {self.url}>"

@@ -86,18 +86,20 @@ class _Connect:
     async def _open(self) -> WebSocket:
         _lib.check_fork()
         config, callbacks, header_fn = self._built
-        mode = HubMode.CONSUME if callbacks.on_message is not None else HubMode.OBSERVE
+        dispatched = callbacks.on_message is not None
+        made: list[WebSocket] = []
+
+        def lifecycle(conn: Connection) -> Lifecycle:
+            return Lifecycle(made[0], conn, callbacks, header_fn)
+
+        def owner(member: Member) -> None:
+            made.append(WebSocket(_token, member, dispatched))
+
+        mode = HubMode.CONSUME if dispatched else HubMode.OBSERVE
         runner = LoopHub.of(asyncio.get_running_loop())
-        ws = WebSocket(_token)
-        member = runner.open(
-            self._url,
-            config,
-            mode,
-            lambda conn: Lifecycle(ws, conn, callbacks, header_fn),
-            callbacks.on_close is not None,
-        )
-        await ws._attach(member, callbacks.on_message is not None)
-        return ws
+        member = runner.open(self._url, config, mode, owner, lifecycle, callbacks.on_close is not None)
+        await _wait_ready(member)
+        return made[0]
 
     async def __aenter__(self) -> WebSocket:
         self._ws = await self._open()
@@ -117,9 +119,9 @@ class Member:
     """A connection's place in its loop's hub: its callbacks run in order on
     one task at a time, and the asyncio side of its state."""
 
-    def __init__(self, conn: Connection, lifecycle: Lifecycle) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.lifecycle = lifecycle
+        self.lifecycle: Lifecycle
         self.pending: deque[HubEvent] = deque()
         self.task: asyncio.Task[None] | None = None
         self.opened = asyncio.Event()  # first connection ready, or ended before
@@ -151,11 +153,17 @@ class LoopHub:
         url: str,
         config: dict[str, Any],
         mode: int,
+        owner: Callable[[Member], None],
         lifecycle: Callable[[Connection], Lifecycle],
         has_on_close: bool,
     ) -> Member:
+        """Start a connection in the loop's hub: ``owner`` makes the object
+        the user holds, ``lifecycle`` the runner of its events. Its events
+        wait for the next loop iteration, so both exist by then."""
         conn = Connection.open(url, config, self._hub.value, mode, has_on_close)
-        member = Member(conn, lifecycle(conn))
+        member = Member(conn)
+        owner(member)
+        member.lifecycle = lifecycle(conn)
         with self._lock:
             self._members[conn.member] = member
         member_id = conn.member
@@ -207,6 +215,19 @@ class LoopHub:
             self._hub.close()
 
 
+async def _wait_ready(member: Member) -> None:
+    """Wait until the first connection is open and its on_open returned;
+    raise how the client ended if it never opened."""
+    try:
+        await member.opened.wait()
+    except BaseException:
+        member.conn.abandon()
+        raise
+    if not member.conn.was_ready:
+        member.conn.abandon()
+        raise member.conn.end_exception()
+
+
 async def run(lifecycle: Lifecycle, event: HubEvent) -> None:
     """Run one event's callback on the loop, awaiting it if it is async."""
     call = lifecycle.begin(event)
@@ -235,29 +256,17 @@ async def run(lifecycle: Lifecycle, event: HubEvent) -> None:
 class WebSocket:
     """An asyncio client connection. Create it with :func:`connect`."""
 
-    def __init__(self, token: object) -> None:
+    def __init__(self, token: object, member: Member, dispatched: bool) -> None:
         if token is not _token:
             raise TypeError("use steadyws.aio.connect() to make a WebSocket")
-        self._member: Member
-        self._conn: Connection
-        self._dispatched = False
+        self._member = member
+        self._conn = member.conn
+        self._dispatched = dispatched
         self._readable: asyncio.Future[None] | None = None  # shared by the tasks waiting to receive
-        self.url = ""
-
-    async def _attach(self, member: Member, dispatched: bool) -> None:
-        self._member, self._conn, self._dispatched = member, member.conn, dispatched
         self.url = member.conn.url
         weakref.finalize(self, member.conn.abandon).atexit = False  # see Handle
         if dispatched:
             member.conn.consumer_done()  # the loop's hub is its consumer
-        try:
-            await member.opened.wait()
-        except BaseException:
-            member.conn.abandon()
-            raise
-        if not member.conn.was_ready:
-            member.conn.abandon()
-            raise member.conn.end_exception()
 
     def __repr__(self) -> str:
         return f"<steadyws.aio.WebSocket {self.url}>"
