@@ -87,6 +87,9 @@ func join(c *core.Client, hub int64, mode int32, outMember unsafe.Pointer) error
 	if mode != 1 && mode != 2 {
 		return invalid("mode", "must be an sws_hub_mode")
 	}
+	if outMember == nil {
+		return invalid("out_member", "NULL pointer")
+	}
 	h, err := lookup(hub, kindHub)
 	if err != nil {
 		return err

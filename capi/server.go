@@ -52,8 +52,8 @@ func stopServer(s *testserver.Server) error {
 }
 
 // sws_server_start starts a test server on 127.0.0.1 and a free port; free
-// it with sws_free. max_message_size, max_received (messages kept for
-// sws_server_recv) and max_clients of 0 take their defaults.
+// it with sws_free. max_message_size (1 B-1 GiB), max_received (messages
+// kept for sws_server_recv) and max_clients (1-2^24 each) bound it.
 //
 //export sws_server_start
 func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32, outHandle unsafe.Pointer, errp unsafe.Pointer) int32 {

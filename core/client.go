@@ -104,9 +104,16 @@ func (c *Client) goroutinePanicked(err error) {
 	}
 }
 
-// supervisorPanicked ends the client when its supervisor panicked.
+// supervisorPanicked ends the client when its supervisor panicked: its
+// connection first, since nobody reads it any more.
 func (c *Client) supervisorPanicked(err error) {
 	cause := internalError(err)
+	c.mu.Lock()
+	cn := c.conn
+	c.mu.Unlock()
+	if cn != nil {
+		cn.die(cause)
+	}
 	c.finish(fate{cause: cause, end: endOf(cause, SideNone)})
 }
 
@@ -378,21 +385,26 @@ func (c *Client) Close(code int, reason string) error {
 	return nil
 }
 
-// closeConn sends our close frame and waits, at most CloseTimeout, for the
-// connection to end (RFC 6455 7.1.1: the server then closes TCP).
+// closeConn sends our close frame and waits for the connection to end (RFC
+// 6455 7.1.1: the server then closes TCP), all within CloseTimeout from
+// now -- also when a stalled write holds the write lock.
 func (c *Client) closeConn(cn *conn) {
 	c.mu.Lock()
 	code, reason := c.closeCode, c.closeReason
 	c.mu.Unlock()
-	if err := cn.writeClose(code, reason); err != nil && !cn.closeSentErr(err) {
-		cn.die(err)
-		return
-	}
+	limit := c.s.CloseTimeout
 	var expired <-chan time.Time
-	if c.s.CloseTimeout > 0 {
-		t := time.NewTimer(c.s.CloseTimeout)
+	if limit > 0 {
+		t := time.NewTimer(limit)
 		defer t.Stop()
 		expired = t.C
+	}
+	if w := c.s.WriteTimeout; limit == 0 || (w > 0 && w < limit) {
+		limit = w
+	}
+	if err := cn.writeCloseWithin(code, reason, limit); err != nil && !cn.closeSentErr(err) {
+		cn.die(err)
+		return
 	}
 	select {
 	case <-cn.dead:

@@ -24,6 +24,7 @@ var errCloseSent = errors.New("close frame already sent")
 type conn struct {
 	client *Client
 	net    net.Conn
+	raw    net.Conn  // the socket under TLS; net itself for ws://
 	spill  spiller   // the socket's non-blocking writes, nil if it has none
 	src    io.Reader // buffered frames, starting with any that came with the 101
 
@@ -59,7 +60,7 @@ type conn struct {
 
 func newConn(c *Client, d *dialed) *conn {
 	cn := &conn{
-		client: c, net: d.conn, src: d.reader, subprotocol: d.subprotocol, inflate: d.inflate,
+		client: c, net: d.conn, raw: d.raw, src: d.reader, subprotocol: d.subprotocol, inflate: d.inflate,
 		writeMu: make(chan struct{}, 1), dead: make(chan struct{}), settled: make(chan struct{}),
 	}
 	cn.spill = spillerOf(d.raw)
@@ -67,11 +68,17 @@ func newConn(c *Client, d *dialed) *conn {
 }
 
 // die ends the connection with err as its cause; later calls are no-ops, so
-// the errors that follow from our own close are never reported.
+// the errors that follow from our own close are never reported. After a
+// close handshake TLS says goodbye (close_notify); on any other end the
+// socket goes first, so that TLS's goodbye cannot wait behind a full
+// socket (it would, for 5 s) or a drain in progress.
 func (cn *conn) die(err error) {
 	cn.deadOnce.Do(func() {
 		cn.cause = err
 		close(cn.dead)
+		if _, graceful := AsCloseError(err); !graceful && cn.raw != nil {
+			_ = cn.raw.Close()
+		}
 		_ = cn.net.Close() // its error is the consequence, not the cause
 	})
 }
@@ -152,9 +159,14 @@ func (cn *conn) writeFrame(op ws.OpCode, p []byte) error {
 }
 
 // writeFrames writes frames back to back under one lock, coalesced into as
-// few writes as the buffer allows.
+// few writes as the buffer allows, within WriteTimeout.
 func (cn *conn) writeFrames(ops []ws.OpCode, payloads [][]byte) error {
-	timeout := cn.client.s.WriteTimeout
+	return cn.writeFramesWithin(ops, payloads, cn.client.s.WriteTimeout)
+}
+
+// writeFramesWithin is writeFrames with its own timeout (0: none) for the
+// wait for the lock and for the write.
+func (cn *conn) writeFramesWithin(ops []ws.OpCode, payloads [][]byte, timeout time.Duration) error {
 	if err := cn.lockWrite(timeout); err != nil {
 		return err
 	}
@@ -291,11 +303,15 @@ func (cn *conn) flush() error {
 // writeClose sends a close frame (RFC 6455 5.5.1). 1005 means "no code":
 // the frame then has no body.
 func (cn *conn) writeClose(code int, reason string) error {
+	return cn.writeCloseWithin(code, reason, cn.client.s.WriteTimeout)
+}
+
+func (cn *conn) writeCloseWithin(code int, reason string, timeout time.Duration) error {
 	var body []byte
 	if code != CloseNoStatus {
 		body = ws.NewCloseFrameBody(ws.StatusCode(code), reason)
 	}
-	return cn.writeFrame(ws.OpClose, body)
+	return cn.writeFramesWithin([]ws.OpCode{ws.OpClose}, [][]byte{body}, timeout)
 }
 
 // serverCloseGrace bounds the wait for the server's TCP close once both

@@ -144,12 +144,11 @@ func (a *attempt) dialer(header http.Header) ws.Dialer {
 }
 
 // netDial connects to the server, or to the proxy and through it.
-func (a *attempt) netDial(ctx context.Context, network, addr string) (c net.Conn, err error) {
-	if a.s.proxy == nil {
-		c, err = netDial(ctx, network, addr)
-	} else {
-		c, err = dialProxy(ctx, a.s.proxy, addr, a.s.MaxHandshakeSize)
+func (a *attempt) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if a.s.proxy != nil {
+		return dialProxy(ctx, a.s.proxy, addr, a.s.MaxHandshakeSize, &a.raw)
 	}
+	c, err := netDial(ctx, network, addr)
 	a.raw = c
 	return c, err
 }

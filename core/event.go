@@ -45,6 +45,11 @@ type Event struct {
 
 func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == EventBinary }
 
+// droppable reports a lifecycle event that a full backlog of a consumer's
+// stream may lose: its news is superseded by what follows it. Only the end
+// is kept whatever happens.
+func (e *Event) droppable() bool { return e.Kind != EventClosed }
+
 // MetaWords is the number of uint32 words describing one event in a polled
 // batch: kind, data length, a, b. What a and b hold, by kind:
 //   - EventText: a = code points.

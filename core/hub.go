@@ -148,15 +148,41 @@ func (m *member) control(ev Event) {
 	}
 }
 
-// dropOldestLocked drops the oldest inbox event that is not the end.
+// dropOldestLocked makes room in a full inbox (see maxLifecycle) without
+// losing what the observer acts on: it drops the oldest news of a loss, an
+// attempt or a warning; failing that, an open or a header request that a
+// later one of its kind superseded (its connection or attempt is over).
+// The end, the latest open and the latest header request stay.
 func (m *member) dropOldestLocked() {
+	drop := -1
 	for i, ev := range m.inbox {
-		if ev.Kind != EventClosed {
-			m.inbox = append(m.inbox[:i], m.inbox[i+1:]...)
-			m.lost++
-			return
+		if ev.Kind == EventDisconnected || ev.Kind == EventReconnecting || ev.Kind == EventWarning {
+			drop = i
+			break
 		}
 	}
+	if drop < 0 {
+		drop = m.supersededLocked()
+	}
+	if drop >= 0 {
+		m.inbox = append(m.inbox[:drop], m.inbox[drop+1:]...)
+		m.lost++
+	}
+}
+
+// supersededLocked is the index of the oldest open or header request with
+// a later one of its kind, or -1.
+func (m *member) supersededLocked() int {
+	latest := map[EventKind]int{}
+	for i, ev := range m.inbox {
+		latest[ev.Kind] = i
+	}
+	for i, ev := range m.inbox {
+		if (ev.Kind == EventOpen || ev.Kind == EventHeaders) && latest[ev.Kind] != i {
+			return i
+		}
+	}
+	return -1
 }
 
 // wake is the queue watcher of a consuming member.

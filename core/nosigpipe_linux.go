@@ -3,6 +3,7 @@ package core
 import (
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -19,7 +20,11 @@ type sigpipeSafeConn struct {
 	net.Conn
 	raw syscall.RawConn
 
-	// Touched only by the holder of the connection's write lock.
+	// mu orders every write to the socket: the WebSocket writes, the drain
+	// of a spill, and what TLS writes on its own (close_notify, a KeyUpdate
+	// answer from the reader), so bytes never interleave and the spill is
+	// never touched by two goroutines.
+	mu     sync.Mutex
 	noWait bool
 	spill  []byte
 }
@@ -46,10 +51,12 @@ func spillerOf(c net.Conn) spiller {
 }
 
 func (c *sigpipeSafeConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.noWait {
 		return c.writeNoWait(p), nil
 	}
-	if err := c.drain(); err != nil {
+	if err := c.drainLocked(); err != nil {
 		return 0, err
 	}
 	return c.send(p, true)
@@ -69,13 +76,27 @@ func (c *sigpipeSafeConn) writeNoWait(p []byte) int {
 	return len(p)
 }
 
-func (c *sigpipeSafeConn) spilling(on bool) { c.noWait = on }
+func (c *sigpipeSafeConn) spilling(on bool) {
+	c.mu.Lock()
+	c.noWait = on
+	c.mu.Unlock()
+}
 
-func (c *sigpipeSafeConn) spilled() bool { return len(c.spill) > 0 }
+func (c *sigpipeSafeConn) spilled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.spill) > 0
+}
 
 // drain writes the spilled bytes, waiting for the socket (and its write
-// deadline).
+// deadline); closing the socket ends the wait.
 func (c *sigpipeSafeConn) drain() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drainLocked()
+}
+
+func (c *sigpipeSafeConn) drainLocked() error {
 	if len(c.spill) == 0 {
 		return nil
 	}

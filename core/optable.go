@@ -49,6 +49,11 @@ const (
 // maxSeconds keeps durations far from time.Duration overflow.
 const maxSeconds = 365 * 24 * 3600
 
+// minIOTimeout is the least open_timeout and write_timeout: 0 would fail
+// every dial and every write, so it cannot mean anything. (close_timeout
+// 0 means "do not wait for the server's close frame".)
+const minIOTimeout = 0.001
+
 // optionTable lists the options in the order the README documents them.
 var optionTable = []Option{
 	{Name: "headers", Kind: KindHeaders, Default: "None", None: "no extra headers",
@@ -56,13 +61,13 @@ var optionTable = []Option{
 	{Name: "subprotocols", Kind: KindStrings, Default: "None", None: "none offered",
 		Doc:   "subprotocols offered, in order of preference",
 		codec: stringsCodec{func(o *Options) *[]string { return &o.Subprotocols }}},
-	{Name: "open_timeout", Kind: KindSeconds, Max: maxSeconds, Default: "10.0", None: "no limit",
+	{Name: "open_timeout", Kind: KindSeconds, Min: minIOTimeout, Max: maxSeconds, Default: "10.0", None: "no limit",
 		Doc:   "seconds for TCP connect, TLS and the handshake together",
 		codec: secondsCodec{DefaultOpenTimeout, func(o *Options) *time.Duration { return &o.OpenTimeout }}},
 	{Name: "close_timeout", Kind: KindSeconds, Max: maxSeconds, Default: "10.0", None: "no limit",
 		Doc:   "seconds close() waits for the server's close frame",
 		codec: secondsCodec{DefaultCloseTimeout, func(o *Options) *time.Duration { return &o.CloseTimeout }}},
-	{Name: "write_timeout", Kind: KindSeconds, Max: maxSeconds, Default: "10.0", None: "no limit",
+	{Name: "write_timeout", Kind: KindSeconds, Min: minIOTimeout, Max: maxSeconds, Default: "10.0", None: "no limit",
 		Doc:   "seconds one frame write may block",
 		codec: secondsCodec{DefaultWriteTimeout, func(o *Options) *time.Duration { return &o.WriteTimeout }}},
 	{Name: "max_message_size", Kind: KindInt, Min: 1, Max: MaxMessageSizeLimit, Default: "1 << 20",

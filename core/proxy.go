@@ -86,12 +86,15 @@ func (s *settings) resolveProxy() error {
 // NO_PROXY, with golang.org/x/net's rules for reading them.
 type ProxyEnv = httpproxy.Config
 
-// dialProxy connects to addr, host:port, through the proxy p.
-func dialProxy(ctx context.Context, p *url.URL, addr string, maxResponse int64) (net.Conn, error) {
+// dialProxy connects to addr, host:port, through the proxy p; *socket gets
+// the socket itself, under what the proxy's dialer wraps around it.
+func dialProxy(ctx context.Context, p *url.URL, addr string, maxResponse int64, socket *net.Conn) (net.Conn, error) {
 	if p.Scheme == "http" {
-		return dialConnect(ctx, p, addr, maxResponse)
+		c, err := dialConnect(ctx, p, addr, maxResponse)
+		*socket = c
+		return c, err
 	}
-	d, err := proxy.FromURL(p, contextDialer{})
+	d, err := proxy.FromURL(p, contextDialer{socket})
 	if err != nil {
 		return nil, proxyError(err)
 	}
@@ -102,15 +105,18 @@ func dialProxy(ctx context.Context, p *url.URL, addr string, maxResponse int64) 
 	return c, nil
 }
 
-// contextDialer gives x/net/proxy our socket dialer (see netDial).
-type contextDialer struct{}
+// contextDialer gives x/net/proxy our socket dialer (see netDial) and
+// keeps the socket it made.
+type contextDialer struct{ socket *net.Conn }
 
-func (contextDialer) Dial(network, addr string) (net.Conn, error) {
-	return netDial(context.Background(), network, addr)
+func (d contextDialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
 }
 
-func (contextDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	return netDial(ctx, network, addr)
+func (d contextDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := netDial(ctx, network, addr)
+	*d.socket = c
+	return c, err
 }
 
 // dialConnect opens a tunnel with HTTP CONNECT (RFC 9110 9.3.6). The

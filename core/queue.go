@@ -66,7 +66,8 @@ const (
 
 // maxLifecycle bounds the lifecycle events waiting for a consumer that does
 // not read: a flapping server costs three events per reconnect. Past it,
-// the oldest ones that are not the terminal event are dropped.
+// the oldest ones but the end are dropped (and counted). The observer's
+// inbox (hub.go) keeps the ones it acts on.
 const maxLifecycle = 1024
 
 // queue is the bounded inbound event queue between the reader goroutine and
@@ -296,10 +297,10 @@ func (q *queue) pushLifeLocked(ev Event) (wasEmpty bool) {
 	return wasEmpty
 }
 
-// dropLifeLocked drops the oldest lifecycle event that is not the end.
+// dropLifeLocked drops the oldest lifecycle event that may be dropped.
 func (q *queue) dropLifeLocked() {
 	for i := q.lifeHead; i < len(q.life); i++ {
-		if q.life[i].ev.Kind == EventClosed {
+		if !q.life[i].ev.droppable() {
 			continue
 		}
 		copy(q.life[i:], q.life[i+1:])

@@ -16,6 +16,7 @@ awaits what an ``async def`` callback returns).
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import weakref
 from collections.abc import Callable, Iterator
@@ -161,13 +162,15 @@ class Lifecycle:
             self.conn.observed_end()
 
     def _answer(self, request: int, result: Any, failed: bool) -> None:
+        """Answer a header request, always: an attempt must never wait for it."""
         if failed or self.headers is None:
             self.conn.provide_headers(request, None, "the headers callable raised")
             return
         try:
             self.conn.provide_headers(request, result, "")
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - bad headers fail the attempt, not the runner
             logger.error("%s: the headers callable returned bad headers: %s", self.conn.url, exc)
+            self.conn.provide_headers(request, None, f"the headers callable returned bad headers: {exc}")
 
     def failed(self, fn: Callback, exc: BaseException) -> tuple[Callback, tuple[Any, ...]] | None:
         """Log a callback's exception; name on_callback_error to call with it."""
@@ -180,3 +183,64 @@ class Lifecycle:
 
 def _with(fn: Callback | None, *args: Any) -> tuple[Callback, tuple[Any, ...]] | None:
     return None if fn is None else (fn, args)
+
+
+def run(lifecycle: Lifecycle, event: HubEvent) -> None:
+    """Run one event's callback synchronously (the threaded client's
+    callback thread), and the bookkeeping after it, whatever it raises."""
+    call = lifecycle.begin(event)
+    result: Any = None
+    failed = False
+    try:
+        if call is not None:
+            fn, args = call
+            try:
+                with lifecycle.context(event):
+                    result = fn(*args)
+                if inspect.isawaitable(result):
+                    _discard(result)
+                    raise TypeError(f"{getattr(fn, '__name__', fn)} is async: async callbacks need steadyws.aio")
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: the thread serves every connection
+                failed = True
+                handler = lifecycle.failed(fn, exc)
+                if handler is not None:
+                    try:
+                        handler[0](*handler[1])
+                    except BaseException:  # noqa: BLE001
+                        logger.exception("%s: on_callback_error raised", lifecycle.conn.url)
+    finally:
+        lifecycle.done(event, result, failed)
+
+
+async def run_async(lifecycle: Lifecycle, event: HubEvent) -> None:
+    """Run one event's callback on the event loop, awaiting it if it is
+    async, and the bookkeeping after it, even if the task is cancelled."""
+    call = lifecycle.begin(event)
+    result: Any = None
+    failed = False
+    try:
+        if call is not None:
+            fn, args = call
+            try:
+                with lifecycle.context(event):
+                    result = fn(*args)
+                    if inspect.isawaitable(result):
+                        result = await result
+            except Exception as exc:  # noqa: BLE001 - reported to the user, never fatal
+                failed = True
+                handler = lifecycle.failed(fn, exc)
+                if handler is not None:
+                    try:
+                        outcome = handler[0](*handler[1])
+                        if inspect.isawaitable(outcome):
+                            await outcome
+                    except Exception:  # noqa: BLE001
+                        logger.exception("%s: on_callback_error raised", lifecycle.conn.url)
+    finally:
+        lifecycle.done(event, result, failed)
+
+
+def _discard(awaitable: object) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # no "never awaited" warning: the error says what happened

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from . import _lib
 from ._abi import STAT_NAMES, STATES, ErrorCode, SendFlags
 from ._errors import ConnectionClosedError, ConnectionClosedOK
 from ._events import Buffers, Closed, Ended, HubEvent, Opened
 from ._handle import Handle, HandleClosed
-from ._options import encode, headers_json, redact_url
+from ._options import Backoff, encode, headers_json, redact_url
 from ._stream import EventStream
 
 lib = _lib.lib
+
+T = TypeVar("T")
 
 
 class Connection:
@@ -120,28 +124,46 @@ class Connection:
         except HandleClosed:
             raise self.end_exception() from None
 
+    def release(self) -> None:
+        """Release what acquire() gave."""
+        self.handle.release()
+
+    @contextmanager
+    def using(self) -> Iterator[int]:
+        """The handle for the calls of a block; the end's exception if it is gone."""
+        h = self.acquire()
+        try:
+            yield h
+        finally:
+            self.handle.release()
+
+    def _or(self, default: T, fn: Callable[[int], T]) -> T:
+        """``fn(handle)``, or ``default`` once the handle is gone."""
+        try:
+            h = self.handle.acquire()
+        except HandleClosed:
+            return default
+        try:
+            return fn(h)
+        finally:
+            self.handle.release()
+
     def send(self, data: bytes, text: int, opening: int, nowait: bool = False) -> bool:
         """Send one message; False if ``nowait`` and another write is in progress."""
         flags = (SendFlags.TEXT if text else 0) | (SendFlags.NO_WAIT if nowait else 0)
-        h = self.acquire()
-        try:
+        with self.using() as h:
             rc = _lib.call(lib.sws_send, h, data, len(data), flags, opening, allow=(ErrorCode.WOULD_BLOCK,))
-        finally:
-            self.handle.release()
         return rc == ErrorCode.OK
 
     def send_batch(self, blob: bytes, words: list[int], opening: int, nowait: bool = False) -> bool:
         """Send messages back to back (see sws_send_batch); False as for send."""
         meta = (ctypes.c_uint32 * len(words))(*words)
         flags = SendFlags.NO_WAIT if nowait else 0
-        h = self.acquire()
-        try:
+        with self.using() as h:
             rc = _lib.call(
                 lib.sws_send_batch, h, blob, len(blob), meta, len(words) // 2, flags, opening,
                 allow=(ErrorCode.WOULD_BLOCK,),
             )  # fmt: skip
-        finally:
-            self.handle.release()
         return rc == ErrorCode.OK
 
     def poll(self, h: int, buffers: Buffers, timeout_ms: int = 0) -> list[HubEvent]:
@@ -169,9 +191,10 @@ class Connection:
             self.consumer_done()
         return events
 
-    def release(self) -> None:
-        """Release what acquire() gave."""
-        self.handle.release()
+    def gone(self) -> None:
+        """The consumer found the handle gone: the stream ends with the end."""
+        self.stream.end(self.end_exception)
+        self.consumer_done()
 
     def wakeup_fd(self, h: int) -> int:
         """The engine's eventfd, readable while events wait (made on first
@@ -183,61 +206,48 @@ class Connection:
         return self._waker
 
     def closed(self) -> bool:
-        """Whether it has ended for good, and its on_close (if any) ran."""
-        return self.finished.is_set() or (not self.has_on_close and self.wait(0))
+        """Whether it has ended for good (its end was seen, or the engine is
+        done), and its on_close (if any) ran."""
+        if self.finished.is_set():
+            return True
+        if self.has_on_close:
+            return False
+        with self._lock:
+            seen = self._end is not None
+        return seen or self.wait(0)
 
     def wait(self, timeout_ms: int) -> bool:
         """Whether the engine has ended, waiting up to ``timeout_ms``."""
-        try:
-            h = self.handle.acquire()
-        except HandleClosed:
-            return True
-        try:
-            return _lib.call(lib.sws_wait, h, timeout_ms, allow=(ErrorCode.TIMEOUT,)) == ErrorCode.OK
-        finally:
-            self.handle.release()
+        return self._or(
+            True, lambda h: _lib.call(lib.sws_wait, h, timeout_ms, allow=(ErrorCode.TIMEOUT,)) == ErrorCode.OK
+        )
 
-    def begin_close(self, code: int, reason: str, raw: bytes) -> bool:
-        """Start the close handshake; False if it was started before. What
-        the stream holds is dropped: after close(), nobody reads it."""
+    def begin_close(self, code: int, reason: str) -> None:
+        """Start the close handshake. The first call's code and reason are
+        the ones; every call goes to the engine (it is idempotent there), so
+        a close() interrupted before it got there is completed by the next.
+        What the stream holds is dropped: after close(), nobody reads it."""
         with self._lock:
-            if self.local_close is not None:
-                return False
-            self.local_close = (code, reason)
+            if self.local_close is None:
+                self.local_close = (code, reason)
+            code, reason = self.local_close
+        raw = reason.encode("utf-8")
         self.stream.end(self.end_exception)
-        try:
-            h = self.handle.acquire()
-        except HandleClosed:
-            return True
-        try:
-            _lib.call(lib.sws_close, h, code, raw, len(raw))
-        finally:
-            self.handle.release()
+        self._or(None, lambda h: _lib.call(lib.sws_close, h, code, raw, len(raw)))
         self.consumer_done()
-        return True
 
     def state(self) -> str:
-        try:
-            h = self.handle.acquire()
-        except HandleClosed:
-            return "closed"
-        try:
-            st = ctypes.c_int32()
-            _lib.call(lib.sws_state, h, ctypes.byref(st))
-            return STATES[st.value]
-        finally:
-            self.handle.release()
+        return self._or("closed", lambda h: STATES[self._int32(lib.sws_state, h)])
+
+    @staticmethod
+    def _int32(fn: Callable[..., int], h: int) -> int:
+        out = ctypes.c_int32()
+        _lib.call(fn, h, ctypes.byref(out))
+        return out.value
 
     def stats(self) -> dict[str, int]:
         """The engine's counters; the last ones once the handle is gone."""
-        try:
-            h = self.handle.acquire()
-        except HandleClosed:
-            return dict(self._final_stats or dict.fromkeys(STAT_NAMES, 0))
-        try:
-            return self._stats(h)
-        finally:
-            self.handle.release()
+        return self._or(dict(self._final_stats or dict.fromkeys(STAT_NAMES, 0)), self._stats)
 
     def _stats(self, h: int) -> dict[str, int]:
         values = _lib.int64s(lib.sws_stats, h, count=len(STAT_NAMES))
@@ -255,38 +265,79 @@ class Connection:
 
     def ready(self, number: int) -> None:
         """Connection ``number``'s on_open returned: everyone may send."""
-        try:
-            h = self.handle.acquire()
-        except HandleClosed:
-            return
-        try:
-            _lib.call(lib.sws_ready, h, number)
-        finally:
-            self.handle.release()
+        self._or(None, lambda h: _lib.call(lib.sws_ready, h, number))
         self.was_ready = True
         self.opened.set()
+
+    def check_opened(self) -> None:
+        """After connect() waited: raise how the client ended if it never
+        opened (and free it)."""
+        if not self.was_ready:
+            self.abandon()
+            raise self.end_exception()
 
     def provide_headers(self, request: int, headers: object, failure: str) -> None:
         """Answer a header request; TypeError or ValueError if the engine
         refuses the headers (the attempt then fails)."""
-        try:
-            h = self.handle.acquire()
-        except HandleClosed:
+        if failure:
+            why = failure.encode("utf-8")
+            self._or(None, lambda h: _lib.call(lib.sws_provide_headers, h, request, None, 0, why, len(why)))
             return
-        try:
-            if failure:
-                why = failure.encode("utf-8")
-                _lib.call(lib.sws_provide_headers, h, request, None, 0, why, len(why))
-            else:
-                raw = headers_json(headers)
-                _lib.call(lib.sws_provide_headers, h, request, raw, len(raw), None, 0)
-        finally:
-            self.handle.release()
+        raw = headers_json(headers)
+        self._or(None, lambda h: _lib.call(lib.sws_provide_headers, h, request, raw, len(raw), None, 0))
 
     def set_backoff(self, config: dict[str, Any]) -> None:
         raw = encode(config)
-        h = self.acquire()
-        try:
+        with self.using() as h:
             _lib.call(lib.sws_set_backoff, h, raw, len(raw))
-        finally:
-            self.handle.release()
+
+
+class ConnectionInfo:
+    """What the threaded and the asyncio WebSocket share: the properties and
+    the calls that neither waits for. ``_conn`` is the connection."""
+
+    _conn: Connection
+    url: str
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server chose, or None."""
+        _lib.check_fork()
+        return self._conn.subprotocol
+
+    @property
+    def state(self) -> str:
+        """ "connecting" (until on_open returned), "open", "reconnecting", "closing" or "closed"."""
+        _lib.check_fork()
+        return self._conn.state()
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection has ended for good, else None."""
+        _lib.check_fork()
+        info = self._conn.close_info()
+        return None if info is None else info[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection has ended for good, else None."""
+        _lib.check_fork()
+        info = self._conn.close_info()
+        return None if info is None else info[1]
+
+    def stats(self) -> dict[str, int]:
+        """Counters: messages and bytes in and out, queue depth (what the
+        engine queues and the batch this process holds), pings, reconnects,
+        ...; ``held_messages`` and ``held_bytes`` are what the client holds in
+        Python for the consumer now."""
+        _lib.check_fork()
+        stats = self._conn.stats()
+        stats["held_messages"], stats["held_bytes"] = self._conn.stream.held()
+        return stats
+
+    def set_reconnect(self, backoff: Backoff) -> None:
+        """Change the reconnect policy of this live connection, from the next attempt on."""
+        _lib.check_fork()
+        if not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a steadyws.Backoff, not {type(backoff).__name__}")
+        self._conn.set_backoff(backoff.config())

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from . import _lib
 from ._abi import HubMode
 from ._callbacks import Lifecycle, opening_number
-from ._conn import Connection
+from ._conn import Connection, ConnectionInfo
 from ._dispatch import DISPATCHER
 from ._errors import ConnectionClosed, ConnectionClosedOK
 from ._events import Event, Message, thread_buffers
-from ._options import Backoff, Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
+from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -80,15 +80,13 @@ def _wait_ready(conn: Connection) -> None:
     except BaseException:
         conn.abandon()
         raise
-    if not conn.was_ready:
-        conn.abandon()
-        raise conn.end_exception()
+    conn.check_opened()
 
 
 _token = object()  # WebSocket objects come from connect()
 
 
-class WebSocket:
+class WebSocket(ConnectionInfo):
     """A client connection. Create it with :func:`connect`.
 
     ``send`` and ``close`` are safe from any thread; ``recv``, ``recv_batch``,
@@ -110,51 +108,6 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<steadyws.WebSocket {self.url}>"
-
-    # Properties.
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The subprotocol the server chose, or None."""
-        _lib.check_fork()
-        return self._conn.subprotocol
-
-    @property
-    def state(self) -> str:
-        """ "connecting", "open", "reconnecting", "closing" or "closed"."""
-        _lib.check_fork()
-        return self._conn.state()
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code once the connection has ended for good, else None."""
-        _lib.check_fork()
-        info = self._conn.close_info()
-        return None if info is None else info[0]
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason once the connection has ended for good, else None."""
-        _lib.check_fork()
-        info = self._conn.close_info()
-        return None if info is None else info[1]
-
-    def stats(self) -> dict[str, int]:
-        """Counters: messages and bytes in and out, queue depth (what the
-        engine queues and what this process holds), pings, reconnects, ...;
-        ``held_messages`` and ``held_bytes`` are what the client holds in
-        Python for the consumer."""
-        _lib.check_fork()
-        stats = self._conn.stats()
-        stats["held_messages"], stats["held_bytes"] = self._conn.stream.held()
-        return stats
-
-    def set_reconnect(self, backoff: Backoff) -> None:
-        """Change the reconnect policy of this live connection, from the next attempt on."""
-        _lib.check_fork()
-        if not isinstance(backoff, Backoff):
-            raise TypeError(f"backoff must be a steadyws.Backoff, not {type(backoff).__name__}")
-        self._conn.set_backoff(backoff.config())
 
     # Sending.
 
@@ -264,8 +217,7 @@ class WebSocket:
         try:
             h = conn.acquire()
         except ConnectionClosed:
-            conn.stream.end(conn.end_exception)
-            conn.consumer_done()
+            conn.gone()
             return
         try:
             b = thread_buffers()
@@ -295,7 +247,7 @@ class WebSocket:
         deadline = _deadline(timeout)
         conn = self._conn
         if DISPATCHER.on_thread():  # from a callback: this connection's callbacks wait for it
-            while not conn.wait(int(SLICE * 1000) if deadline is None else 0):
+            while not conn.wait(int(_slice(deadline) * 1000)):
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
             return True
@@ -319,9 +271,9 @@ class WebSocket:
         close() finishes the job; on_close runs exactly once.
         """
         _lib.check_fork()
-        raw = check_close(code, reason)
+        check_close(code, reason)
         conn = self._conn
-        conn.begin_close(code, reason, raw)
+        conn.begin_close(code, reason)
         if DISPATCHER.on_thread():
             return
         ended_at: float | None = None
@@ -341,6 +293,11 @@ class WebSocket:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close(1011 if exc_type is not None and not issubclass(exc_type, ConnectionClosed) else 1000)
+
+
+def _slice(deadline: float | None) -> float:
+    """The next wait: a slice, or less if the deadline comes sooner."""
+    return SLICE if deadline is None else max(0.0, min(SLICE, deadline - time.monotonic()))
 
 
 def _deadline(timeout: object) -> float | None:

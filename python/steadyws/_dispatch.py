@@ -10,7 +10,6 @@ of your own.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -18,9 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _lib
-from ._callbacks import Lifecycle
+from ._callbacks import Lifecycle, run
 from ._conn import Connection
-from ._events import HubEvent
 from ._hub import Hub
 
 logger = logging.getLogger("steadyws")
@@ -34,7 +32,9 @@ class Dispatcher:
     """The process's callback thread and its hub."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a garbage collection inside open() may run the finalizer
+        # of a dropped connection, which forgets it, on this very thread.
+        self._lock = threading.RLock()
         self._hub: Hub | None = None
         self._thread: threading.Thread | None = None
         self._members: dict[int, Lifecycle] = {}
@@ -73,8 +73,7 @@ class Dispatcher:
         return threading.current_thread() is self._thread
 
     def _forget(self, member: int) -> None:
-        with self._lock:
-            self._members.pop(member, None)
+        self._members.pop(member, None)  # atomic; it may run in a finalizer
 
     def _run(self) -> None:
         while True:
@@ -93,10 +92,14 @@ class Dispatcher:
         for member, events in hub.poll(timeout_ms):
             with self._lock:
                 lifecycle = self._members.get(member)
-            if lifecycle is not None:
-                for event in events:
-                    run(lifecycle, event)
-            hub.ack(member)
+            try:
+                if lifecycle is not None:
+                    for event in events:
+                        run(lifecycle, event)
+            except BaseException:  # noqa: BLE001 - a bug here must not wedge the other connections
+                logger.exception("steadyws: the events of a connection failed")
+            finally:
+                hub.ack(member)
             if lifecycle is not None and lifecycle.conn.finished.is_set():
                 self._forget(member)
 
@@ -113,36 +116,6 @@ class Dispatcher:
             else:
                 event.wait(left)
         return True
-
-
-def run(lifecycle: Lifecycle, event: HubEvent) -> None:
-    """Run one event's callback, synchronously, and the bookkeeping after it."""
-    call = lifecycle.begin(event)
-    result: Any = None
-    failed = False
-    if call is not None:
-        fn, args = call
-        with lifecycle.context(event):
-            try:
-                result = fn(*args)
-                if inspect.isawaitable(result):
-                    _discard(result)
-                    raise TypeError(f"{getattr(fn, '__name__', fn)} is async: async callbacks need steadyws.aio")
-            except Exception as exc:  # noqa: BLE001 - reported to the user, never fatal
-                failed = True
-                handler = lifecycle.failed(fn, exc)
-                if handler is not None:
-                    try:
-                        handler[0](*handler[1])
-                    except Exception:  # noqa: BLE001
-                        logger.exception("%s: on_callback_error raised", lifecycle.conn.url)
-    lifecycle.done(event, result, failed)
-
-
-def _discard(awaitable: object) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()  # no "never awaited" warning: the error says what happened
 
 
 DISPATCHER = Dispatcher()

@@ -28,7 +28,6 @@ class EventStream:
         self._lock = threading.Lock()
         self._items: deque[Event] = deque()
         self._lifecycle = 0  # items that are not messages
-        self._first_open = True  # the Opened that connect() waited for is not shown
         self._end: Callable[[], Exception] | None = None  # makes the end's exception, once reached
 
     def empty(self) -> bool:
@@ -52,9 +51,8 @@ class EventStream:
                 if is_message(ev):
                     self._items.append(ev)  # type: ignore[arg-type]
                     continue
-                if isinstance(ev, Opened) and self._first_open:
-                    self._first_open = False
-                    continue
+                if isinstance(ev, Opened) and ev.connection == 1:
+                    continue  # connect() waited for it
                 closed = closed or isinstance(ev, Closed)
                 self._items.append(ev)  # type: ignore[arg-type]
                 self._lifecycle += 1

@@ -20,23 +20,22 @@ previous callback. Every callback gets the ``steadyws.aio.WebSocket``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _lib
 from ._abi import HubMode
-from ._callbacks import Callbacks, Lifecycle, opening_number
-from ._conn import Connection
+from ._callbacks import Callbacks, Lifecycle, opening_number, run_async
+from ._conn import Connection, ConnectionInfo
 from ._errors import ConnectionClosed, ConnectionClosedOK
 from ._events import Event, HubEvent, Message, thread_buffers
 from ._hub import Hub
-from ._options import Backoff, Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
+from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -46,6 +45,7 @@ __all__ = ["ConnectOptions", "WebSocket", "connect"]
 logger = logging.getLogger("steadyws")
 
 _SEND_RETRY = (0.001, 0.05)  # first and longest wait for a socket that takes no more data
+T = TypeVar("T")
 
 
 class ConnectOptions(Options, total=False):
@@ -143,7 +143,7 @@ class LoopHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._hub = Hub()
-        self._lock = threading.Lock()  # members may be forgotten from a finalizer's thread
+        self._lock = threading.RLock()  # a finalizer may forget a member, on any thread
         self._members: dict[int, Member] = {}
         self.closed = False
         loop.add_reader(self._hub.wakeup_fd(), self._readable)
@@ -175,8 +175,7 @@ class LoopHub:
         return member
 
     def _forget(self, member: int) -> None:
-        with self._lock:
-            self._members.pop(member, None)
+        self._members.pop(member, None)  # atomic; it may run in a finalizer
 
     def _readable(self) -> None:
         """Members have events: queue each run on its member's task."""
@@ -195,9 +194,11 @@ class LoopHub:
         let the hub hand out its next run."""
         try:
             while member.pending:
-                await run(member.lifecycle, member.pending.popleft())
+                await run_async(member.lifecycle, member.pending.popleft())
                 if member.conn.opened.is_set():
                     member.opened.set()
+        except Exception:  # noqa: BLE001 - a bug here must not wedge the connection
+            logger.exception("%s: the events of the connection failed", member.conn.url)
         finally:
             member.task = None
             self._hub.ack(member_id)
@@ -223,37 +224,10 @@ async def _wait_ready(member: Member) -> None:
     except BaseException:
         member.conn.abandon()
         raise
-    if not member.conn.was_ready:
-        member.conn.abandon()
-        raise member.conn.end_exception()
+    member.conn.check_opened()
 
 
-async def run(lifecycle: Lifecycle, event: HubEvent) -> None:
-    """Run one event's callback on the loop, awaiting it if it is async."""
-    call = lifecycle.begin(event)
-    result: Any = None
-    failed = False
-    if call is not None:
-        fn, args = call
-        try:
-            with lifecycle.context(event):
-                result = fn(*args)
-                if inspect.isawaitable(result):
-                    result = await result
-        except Exception as exc:  # noqa: BLE001 - reported to the user, never fatal
-            failed = True
-            handler = lifecycle.failed(fn, exc)
-            if handler is not None:
-                try:
-                    outcome = handler[0](*handler[1])
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                except Exception:  # noqa: BLE001
-                    logger.exception("%s: on_callback_error raised", lifecycle.conn.url)
-    lifecycle.done(event, result, failed)
-
-
-class WebSocket:
+class WebSocket(ConnectionInfo):
     """An asyncio client connection. Create it with :func:`connect`."""
 
     def __init__(self, token: object, member: Member, dispatched: bool) -> None:
@@ -262,7 +236,8 @@ class WebSocket:
         self._member = member
         self._conn = member.conn
         self._dispatched = dispatched
-        self._readable: asyncio.Future[None] | None = None  # shared by the tasks waiting to receive
+        self._poller: asyncio.Future[None] | None = None  # done when the task polling for all has polled
+        self._fd_ready: asyncio.Future[None] | None = None  # the poller's wait on the eventfd
         self.url = member.conn.url
         weakref.finalize(self, member.conn.abandon).atexit = False  # see Handle
         if dispatched:
@@ -270,44 +245,6 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<steadyws.aio.WebSocket {self.url}>"
-
-    # Properties, as steadyws.WebSocket's.
-
-    @property
-    def subprotocol(self) -> str | None:
-        _lib.check_fork()
-        return self._conn.subprotocol
-
-    @property
-    def state(self) -> str:
-        _lib.check_fork()
-        return self._conn.state()
-
-    @property
-    def close_code(self) -> int | None:
-        _lib.check_fork()
-        info = self._conn.close_info()
-        return None if info is None else info[0]
-
-    @property
-    def close_reason(self) -> str | None:
-        _lib.check_fork()
-        info = self._conn.close_info()
-        return None if info is None else info[1]
-
-    def stats(self) -> dict[str, int]:
-        """See steadyws.WebSocket.stats."""
-        _lib.check_fork()
-        stats = self._conn.stats()
-        stats["held_messages"], stats["held_bytes"] = self._conn.stream.held()
-        return stats
-
-    def set_reconnect(self, backoff: Backoff) -> None:
-        """Change the reconnect policy of this live connection, from the next attempt on."""
-        _lib.check_fork()
-        if not isinstance(backoff, Backoff):
-            raise TypeError(f"backoff must be a steadyws.Backoff, not {type(backoff).__name__}")
-        self._conn.set_backoff(backoff.config())
 
     # Sending: never blocks the loop. A socket that takes no more data makes
     # the coroutine wait (others run); write_timeout still ends a connection
@@ -344,48 +281,84 @@ class WebSocket:
 
     async def _pull(self) -> None:
         """Poll one batch into the stream, waiting for the eventfd if the
-        engine has nothing; one wait is shared by every waiting task."""
-        conn = self._conn
-        stream = conn.stream
+        engine has nothing. One task polls; the others wait until it has
+        polled (a future it resolves only after clearing itself), then look
+        again."""
+        stream = self._conn.stream
         if not stream.empty() or stream.ended():
             return
-        if self._readable is not None:
-            await asyncio.shield(self._readable)
+        if self._poller is not None:
+            await asyncio.shield(self._poller)
             return
+        poller = self._poller = asyncio.get_running_loop().create_future()
+        try:
+            await self._poll()
+        finally:
+            self._poller = None
+            _resolve(poller)
+
+    async def _poll(self) -> None:
+        conn = self._conn
         try:
             h = conn.acquire()
         except ConnectionClosed:
-            stream.end(conn.end_exception)
-            conn.consumer_done()
+            conn.gone()
             return
         loop = asyncio.get_running_loop()
         try:
             if conn.poll(h, thread_buffers()):
                 return
             fd = conn.wakeup_fd(h)
-            ready = self._readable = loop.create_future()
+            ready = self._fd_ready = loop.create_future()
             loop.add_reader(fd, _resolve, ready)
             try:
-                await asyncio.shield(ready)
+                await ready
             finally:
                 loop.remove_reader(fd)
-                self._readable = None
-                _resolve(ready)
+                self._fd_ready = None
             conn.poll(h, thread_buffers())
         finally:
             conn.release()
 
+    def _poll_now(self) -> None:
+        """Take what the engine has, without waiting (timeout 0)."""
+        conn = self._conn
+        if conn.stream.empty() and not conn.stream.ended() and self._poller is None:
+            try:
+                h = conn.acquire()
+            except ConnectionClosed:
+                conn.gone()
+                return
+            try:
+                conn.poll(h, thread_buffers())
+            finally:
+                conn.release()
+
     def _wake(self) -> None:
-        """Wake the tasks waiting to receive (close() was called)."""
-        if self._readable is not None:
-            _resolve(self._readable)
+        """Wake the task waiting on the eventfd (close() was called)."""
+        if self._fd_ready is not None:
+            _resolve(self._fd_ready)
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message: str for text, bytes for binary. Raises
-        TimeoutError after ``timeout`` seconds, the end once it was reached."""
+        TimeoutError after ``timeout`` seconds (0: only what has arrived),
+        the end once it was reached."""
         self._check_receiver()
+        if check_timeout("timeout", timeout) == 0:
+            waiting = self._now(lambda: [m] if (m := self._conn.stream.take_message()) is not None else [])
+            if not waiting:
+                raise TimeoutError("no message waiting")
+            return waiting[0]
         message: Message = await _with_timeout(self._recv(), timeout)
         return message
+
+    def _now(self, take: Callable[[], list[T]]) -> list[T]:
+        """``take()`` what has arrived, polling the engine once if nothing has."""
+        got = take()
+        if not got:
+            self._poll_now()
+            got = take()
+        return got
 
     async def _recv(self) -> Message:
         stream = self._conn.stream
@@ -398,6 +371,8 @@ class WebSocket:
         check_count("max_messages", max_messages)
         self._check_receiver()
         stream = self._conn.stream
+        if check_timeout("timeout", timeout) == 0:
+            return self._now(lambda: stream.take_messages(max_messages))
 
         async def batch() -> list[Message]:
             while not (messages := stream.take_messages(max_messages)):
@@ -416,6 +391,8 @@ class WebSocket:
         check_count("max_events", max_events)
         self._check_receiver()
         stream = self._conn.stream
+        if check_timeout("timeout", timeout) == 0:
+            return self._now(lambda: stream.take_events(max_events))
 
         async def events() -> list[Event]:
             while not (got := stream.take_events(max_events)):
@@ -442,18 +419,27 @@ class WebSocket:
 
     async def wait_closed(self, timeout: float | None = None) -> bool:
         """Wait until the connection has ended for good and its on_close (if
-        any) ran; False after ``timeout`` seconds (0: only check)."""
+        any) ran; False after ``timeout`` seconds (0: only check). From the
+        connection's own callback, only the engine's end is awaited: its
+        on_close cannot run before the callback returns."""
         _lib.check_fork()
+        if check_timeout("timeout", timeout) == 0:
+            return self._done()
         try:
             await _with_timeout(self._closed(), timeout)
         except TimeoutError:
-            return self._conn.closed()
+            return self._done()
         return True
+
+    def _done(self) -> bool:
+        if asyncio.current_task() is self._member.task:
+            return self._conn.wait(0)
+        return self._conn.closed()
 
     async def _closed(self) -> None:
         """Until the end was seen (and on_close ran), or the engine ended and
         there is no on_close to wait for."""
-        while not self._conn.closed():
+        while not self._done():
             try:
                 await asyncio.wait_for(self._member.finished.wait(), 0.1)
             except asyncio.TimeoutError:
@@ -465,8 +451,8 @@ class WebSocket:
         from this connection's own callback, it only starts the close.
         Cancelled, a later close() finishes the job; on_close runs once."""
         _lib.check_fork()
-        raw = check_close(code, reason)
-        self._conn.begin_close(code, reason, raw)
+        check_close(code, reason)
+        self._conn.begin_close(code, reason)
         self._wake()
         if asyncio.current_task() is self._member.task:
             return
