@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -84,4 +85,22 @@ func TestAPanicInAGoroutineEndsOnlyTheConnection(t *testing.T) {
 		t.Fatalf("disconnected: %+v", ev.End)
 	}
 	nextOf(t, c, EventOpen)
+}
+
+// TestASupervisorPanicEndsTheClient: a panic that escapes the supervisor
+// ends its connection too (nobody would read it again) and the client, with
+// CodeInternal, instead of leaving an open socket without a reader.
+func TestASupervisorPanicEndsTheClient(t *testing.T) {
+	srv := wstest.New(t, wstest.Echo)
+	c := open(t, Options{URL: srv.URL, PingInterval: 50 * time.Millisecond})
+	mustOpen(t, c)
+	c.supervisorPanicked(errors.New("boom"))
+	select {
+	case <-c.Done():
+	case <-time.After(waitLong):
+		t.Fatal("the client did not end")
+	}
+	if end, _ := c.End(); end.Err != CodeInternal || !strings.Contains(end.Detail, "boom") {
+		t.Fatalf("end %+v", end)
+	}
 }

@@ -316,26 +316,7 @@ func (h *Hub) Ack(id uint32) {
 }
 
 func (h *Hub) wait(timeout time.Duration) bool {
-	if h.hasReady() {
-		return true
-	}
-	if timeout <= 0 {
-		return false
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.notEmpty:
-		case <-h.done:
-			return false
-		case <-t.C:
-			return h.hasReady()
-		}
-		if h.hasReady() {
-			return true
-		}
-	}
+	return waitFor(h.hasReady, h.isClosed, h.notEmpty, timeout)
 }
 
 func (h *Hub) hasReady() bool {
@@ -378,4 +359,5 @@ func (h *Hub) Close() {
 	}
 	h.signal = nil
 	close(h.done)
+	poke(h.notEmpty) // a waiting Poll sees the end
 }

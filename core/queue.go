@@ -536,28 +536,7 @@ func (q *queue) release() {
 // wait blocks until an event is waiting, the queue is closed, or timeout.
 // A timeout of 0 only checks.
 func (q *queue) wait(timeout time.Duration) bool {
-	if q.ready() {
-		return true
-	}
-	if timeout <= 0 {
-		return false
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-q.notEmpty:
-		case <-q.done:
-		case <-t.C:
-			return q.ready()
-		}
-		if q.ready() {
-			return true
-		}
-		if q.isDrained() {
-			return false
-		}
-	}
+	return waitFor(q.ready, q.isDrained, q.notEmpty, timeout)
 }
 
 func (q *queue) ready() bool {
@@ -588,6 +567,7 @@ func (q *queue) close() {
 	if !q.closed {
 		q.closed = true
 		close(q.done)
+		poke(q.notEmpty) // a waiter sees the end
 	}
 }
 
