@@ -288,10 +288,13 @@ def test_cancelled_aio_close_then_close_again(promise_server: PromiseServer) -> 
     assert closes == [1000], f"on_close calls: {closes}"
 
 
+# Python leaves SIGINT ignored if it started that way (a background job of a
+# non-interactive shell does): the script installs the usual handler itself.
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys, time
     import steadyws
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     closes = []
     ws = steadyws.connect(sys.argv[1], reconnect=False, on_close=lambda ws, code, reason: closes.append(code))
     print("ready", flush=True)
