@@ -52,13 +52,14 @@ func ptr[T any](v *T) unsafe.Pointer { return unsafe.Pointer(v) }
 
 func cbytes(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
 
-// connectJSON calls sws_connect with cfg and frees the handle after the test.
-func connectJSON(t *testing.T, cfg []byte, hub int64, mode int32) (int64, int32) {
+// connectJSON calls sws_connect with cfg (observed by hub, if not 0) and
+// frees the handle after the test.
+func connectJSON(t *testing.T, cfg []byte, hub int64) (int64, int32) {
 	t.Helper()
 	var h int64
-	var member int32
+	var member, consumer int32
 	var e cError
-	if rc := sws_connect(cbytes(cfg), int64(len(cfg)), hub, mode, ptr(&h), ptr(&member), errPtr(&e)); rc != codeOK {
+	if rc := sws_connect(cbytes(cfg), int64(len(cfg)), hub, 0, ptr(&h), ptr(&member), ptr(&consumer), errPtr(&e)); rc != codeOK {
 		t.Fatalf("connect: %d %s", rc, errText(&e))
 	}
 	t.Cleanup(func() { sws_free(h, nil) })
@@ -69,7 +70,7 @@ func connectJSON(t *testing.T, cfg []byte, hub int64, mode int32) (int64, int32)
 func connectTo(t *testing.T, url string) int64 {
 	t.Helper()
 	cfg, _ := json.Marshal(map[string]any{"url": url, "open_timeout": 5, "subprotocols": []string{"json"}, "reconnect": false})
-	h, _ := connectJSON(t, cfg, 0, 0)
+	h, _ := connectJSON(t, cfg, 0)
 	return h
 }
 
@@ -93,7 +94,7 @@ func handleCalls(h int64, e *cError) map[string]int32 {
 	return map[string]int32{
 		"send":            sws_send(h, p, 1, 0, 0, ep),
 		"send_batch":      sws_send_batch(h, p, 1, ptr(&meta[0]), 1, 0, 0, ep),
-		"poll":            sws_poll(h, ptr(&meta[0]), 4, p, 256, 0, ptr(&i32), ptr(&i64), ep),
+		"poll":            sws_poll(h, ptr(&meta[0]), 4, p, 256, 0, 0, ptr(&i32), ptr(&i64), nil, ep),
 		"close":           sws_close(h, 1000, nil, 0, ep),
 		"wait":            sws_wait(h, 0, ep),
 		"ready":           sws_ready(h, 1, ep),
@@ -143,13 +144,13 @@ func TestNullPointers(t *testing.T) {
 	meta := make([]uint32, core.MetaWords)
 	cfg := []byte(`{"url": "ws://127.0.0.1:1/"}`)
 	for name, rc := range map[string]int32{
-		"connect config":    sws_connect(nil, 10, 0, 0, ptr(&i64), nil, nil),
-		"connect out":       sws_connect(cbytes(cfg), int64(len(cfg)), 0, 0, nil, nil, nil),
+		"connect config":    sws_connect(nil, 10, 0, 0, ptr(&i64), nil, nil, nil),
+		"connect out":       sws_connect(cbytes(cfg), int64(len(cfg)), 0, 0, nil, nil, nil, nil),
 		"send data":         sws_send(h, nil, 5, 1, 0, nil),
 		"send_batch meta":   sws_send_batch(h, cbytes(cfg), 3, nil, 1, 0, 0, nil),
-		"poll meta":         sws_poll(h, nil, 1, nil, 0, 0, ptr(&i32), ptr(&i64), nil),
-		"poll out_count":    sws_poll(h, ptr(&meta[0]), 1, nil, 0, 0, nil, ptr(&i64), nil),
-		"poll data":         sws_poll(h, ptr(&meta[0]), 1, nil, 10, 0, ptr(&i32), ptr(&i64), nil),
+		"poll meta":         sws_poll(h, nil, 1, nil, 0, 0, 0, ptr(&i32), ptr(&i64), nil, nil),
+		"poll out_count":    sws_poll(h, ptr(&meta[0]), 1, nil, 0, 0, 0, nil, ptr(&i64), nil, nil),
+		"poll data":         sws_poll(h, ptr(&meta[0]), 1, nil, 10, 0, 0, ptr(&i32), ptr(&i64), nil, nil),
 		"close reason":      sws_close(h, 1000, nil, 3, nil),
 		"state out":         sws_state(h, nil, nil),
 		"stats out_n":       sws_stats(h, nil, 0, nil, nil),
@@ -198,7 +199,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 		cfg := []byte(tc.config)
 		var h int64
 		var e cError
-		rc := sws_connect(cbytes(cfg), int64(len(cfg)), 0, 0, ptr(&h), nil, errPtr(&e))
+		rc := sws_connect(cbytes(cfg), int64(len(cfg)), 0, 0, ptr(&h), nil, nil, errPtr(&e))
 		if rc != tc.code || !strings.Contains(errText(&e), tc.want) || int32(e.code) != rc {
 			t.Errorf("%s: rc %d message %q", tc.config, rc, errText(&e))
 		}
@@ -212,14 +213,14 @@ func TestBadArguments(t *testing.T) {
 	meta := make([]uint32, core.MetaWords)
 	backoffJSON := []byte(`{"min": 1, "max": 2}`) // h was opened with reconnect off
 	for name, rc := range map[string]int32{
-		"poll max_events":   sws_poll(h, ptr(&meta[0]), 0, nil, 0, 0, ptr(&i32), ptr(&i64), nil),
-		"poll timeout":      sws_poll(h, ptr(&meta[0]), 1, nil, 0, -5, ptr(&i32), ptr(&i64), nil),
+		"poll max_events":   sws_poll(h, ptr(&meta[0]), 0, nil, 0, 0, 0, ptr(&i32), ptr(&i64), nil, nil),
+		"poll timeout":      sws_poll(h, ptr(&meta[0]), 1, nil, 0, -5, 0, ptr(&i32), ptr(&i64), nil, nil),
 		"send negative len": sws_send(h, unsafe.Pointer(&meta[0]), -1, 0, 0, nil),
 		"close code":        sws_close(h, 1005, nil, 0, nil),
 		"check_close code":  sws_check_close(999, nil, 0, nil),
 		"wait timeout":      sws_wait(h, -1, nil),
 		"set_backoff off":   sws_set_backoff(h, cbytes(backoffJSON), int64(len(backoffJSON)), nil),
-		"connect mode":      sws_connect(cbytes(backoffJSON), 2, 0, 7, ptr(&i64), ptr(&i32), nil),
+		"connect no member": sws_connect(cbytes(backoffJSON), 2, 7, 0, ptr(&i64), nil, nil, nil),
 	} {
 		if rc != codeInvalid {
 			t.Errorf("%s: got %d, want INVALID_ARGUMENT", name, rc)
@@ -270,7 +271,7 @@ func TestWakeupFDRacesFree(t *testing.T) {
 	for range 50 {
 		cfg, _ := json.Marshal(map[string]any{"url": srv.URL, "reconnect": false})
 		var h int64
-		if rc := sws_connect(cbytes(cfg), int64(len(cfg)), 0, 0, ptr(&h), nil, nil); rc != codeOK {
+		if rc := sws_connect(cbytes(cfg), int64(len(cfg)), 0, 0, ptr(&h), nil, nil, nil); rc != codeOK {
 			t.Fatal(rc)
 		}
 		var wg sync.WaitGroup
@@ -296,7 +297,7 @@ func pollOne(t *testing.T, h int64, dataCap int64) (int32, []uint32, []byte, int
 	var n int32
 	var size int64
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		rc := sws_poll(h, ptr(&meta[0]), 1, unsafe.Pointer(&data[0]), dataCap, 100, ptr(&n), ptr(&size), nil)
+		rc := sws_poll(h, ptr(&meta[0]), 1, unsafe.Pointer(&data[0]), dataCap, 100, 0, ptr(&n), ptr(&size), nil, nil)
 		if rc != codeOK || n == 1 {
 			return rc, meta, data[:min(size, int64(len(data)))], size
 		}
@@ -398,7 +399,7 @@ func TestHubThroughTheExports(t *testing.T) {
 	}
 	defer sws_free(hub, nil)
 	cfg, _ := json.Marshal(map[string]any{"url": srv.URL, "reconnect": false})
-	h, member := connectJSON(t, cfg, hub, 1)
+	h, member := connectJSON(t, cfg, hub)
 	var fd int32
 	if rc := sws_hub_wakeup_fd(hub, ptr(&fd), nil); rc != codeOK || fd <= 2 {
 		t.Fatalf("hub fd: %d %d", rc, fd)

@@ -47,14 +47,17 @@ func sws_abi_version() int32 { return core.ABIVersion }
 
 // sws_connect validates a JSON config (an object: "url" and the options of
 // the option table, named as in Python; see the README) and stores a new
-// handle in *out_handle. With hub != 0 the connection joins that hub in
-// mode (enum sws_hub_mode) and *out_member gets its member id. It does no
-// I/O itself: the outcome is an OPEN or a CLOSED event. A value of the
-// wrong type fails with SWS_ERR_TYPE, a bad value with
-// SWS_ERR_INVALID_ARGUMENT; the message names the option.
+// handle in *out_handle. With observe_hub != 0 the connection's lifecycle
+// (and its header requests) also go to that hub as they happen, with the
+// member id in *out_observer; with consume_hub != 0 its whole event stream
+// goes to that hub instead of sws_poll, with the member id in
+// *out_consumer (the same hub may do both: one member). It does no I/O
+// itself: the outcome is an OPEN or a CLOSED event. A value of the wrong
+// type fails with SWS_ERR_TYPE, a bad value with SWS_ERR_INVALID_ARGUMENT;
+// the message names the option.
 //
 //export sws_connect
-func sws_connect(config unsafe.Pointer, configLen int64, hub int64, mode int32, outHandle, outMember, errp unsafe.Pointer) int32 {
+func sws_connect(config unsafe.Pointer, configLen int64, observeHub, consumeHub int64, outHandle, outObserver, outConsumer, errp unsafe.Pointer) int32 {
 	return guard(errp, func() error {
 		if outHandle == nil {
 			return invalid("out_handle", "NULL pointer")
@@ -71,7 +74,8 @@ func sws_connect(config unsafe.Pointer, configLen int64, hub int64, mode int32, 
 		if err != nil {
 			return err
 		}
-		if err := join(c, hub, mode, outMember); err != nil {
+		if err := join(c, observeHub, consumeHub, outObserver, outConsumer); err != nil {
+			core.DetachClient(c)
 			return err
 		}
 		c.Start()
@@ -79,26 +83,37 @@ func sws_connect(config unsafe.Pointer, configLen int64, hub int64, mode int32, 
 	})
 }
 
-// join attaches c to hub in mode before it starts, so the hub sees every event.
-func join(c *core.Client, hub int64, mode int32, outMember unsafe.Pointer) error {
-	if mode == 0 {
-		return nil
-	}
-	if mode != 1 && mode != 2 {
-		return invalid("mode", "must be an sws_hub_mode")
-	}
-	if outMember == nil {
+// join attaches c to its hubs before it starts, so they see every event.
+func join(c *core.Client, observeHub, consumeHub int64, outObserver, outConsumer unsafe.Pointer) error {
+	if (observeHub != 0 && outObserver == nil) || (consumeHub != 0 && outConsumer == nil) {
 		return invalid("out_member", "NULL pointer")
 	}
+	if observeHub != 0 && observeHub != consumeHub { // first: a consumer that comes first observes too
+		id, err := attach(c, observeHub, false)
+		if err != nil {
+			return err
+		}
+		*(*int32)(outObserver) = int32(id)
+	}
+	if consumeHub != 0 {
+		id, err := attach(c, consumeHub, true)
+		if err != nil {
+			return err
+		}
+		*(*int32)(outConsumer) = int32(id)
+		if consumeHub == observeHub {
+			*(*int32)(outObserver) = int32(id)
+		}
+	}
+	return nil
+}
+
+func attach(c *core.Client, hub int64, consume bool) (uint32, error) {
 	h, err := lookup(hub, kindHub)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	id, err := h.hub.Attach(c, mode == 2)
-	if err != nil {
-		return err
-	}
-	return store("out_member", outMember, int32(id))
+	return h.hub.Attach(c, consume)
 }
 
 // sws_validate checks a JSON object of options without a URL (for example
@@ -198,8 +213,18 @@ func splitBatch(data unsafe.Pointer, n int64, meta unsafe.Pointer, count int32) 
 // once the CLOSED event has been delivered. The messages of a batch count
 // against max_queue and max_queue_bytes until the next sws_poll.
 //
+// With SWS_POLL_FAST in flags, when nothing is queued, the calling thread
+// reads what the socket has itself; waiting, it waits on the wakeup fd and
+// the socket with poll(2), and reads the frames as soon as they arrive,
+// without the engine's reader. With timeout_ms 0 it does not wait, and
+// *out_gen (not NULL) gets the connection whose socket (sws_socket_fd) the
+// caller may wait on, with the wakeup fd, before the next call (an event
+// loop; 0: the wakeup fd alone). Between such calls the engine's reader
+// leaves the socket to the caller, and reads what the caller does not come
+// for (see core/turn.go).
+//
 //export sws_poll
-func sws_poll(h int64, meta unsafe.Pointer, maxEvents int32, data unsafe.Pointer, dataCap int64, timeout int32, outCount, outLen, errp unsafe.Pointer) int32 {
+func sws_poll(h int64, meta unsafe.Pointer, maxEvents int32, data unsafe.Pointer, dataCap int64, timeout, flags int32, outCount, outLen, outGen, errp unsafe.Pointer) int32 {
 	return withClient(h, errp, func(e *entry) error {
 		out, err := newBatch(meta, maxEvents, data, dataCap, timeout, outCount, outLen)
 		if err != nil {
@@ -208,8 +233,44 @@ func sws_poll(h int64, meta unsafe.Pointer, maxEvents int32, data unsafe.Pointer
 		e.pollMu.Lock()
 		defer e.pollMu.Unlock()
 		events, _ := e.events(int(maxEvents))
-		n, need, err := e.client.Poll(events, len(out.data), time.Duration(timeout)*time.Millisecond)
+		if core.PollFlags(flags)&core.PollFast == 0 {
+			n, need, err := e.client.Poll(events, len(out.data), time.Duration(timeout)*time.Millisecond)
+			return out.fill(events, n, need, err)
+		}
+		if outGen == nil {
+			return invalid("out_gen", "NULL pointer")
+		}
+		if timeout > 0 { // wait here, on the wakeup fd and the socket
+			fd, err := e.wakeupFD(func(s core.Signal) { e.client.SetSignal(s) })
+			if err != nil {
+				return err
+			}
+			*(*int32)(outGen) = 0
+			n, need, err := e.client.PollWait(events, len(out.data), time.Duration(timeout)*time.Millisecond, int(fd))
+			return out.fill(events, n, need, err)
+		}
+		n, need, gen, err := e.client.PollFast(events, len(out.data))
+		*(*int32)(outGen) = int32(gen)
 		return out.fill(events, n, need, err)
+	})
+}
+
+// sws_socket_fd stores in *out_fd a new descriptor of connection gen's
+// socket (gen from sws_poll's *out_gen), to wait on for readability between
+// SWS_POLL_FAST polls; the caller owns it and closes it. NOT_CONNECTED if
+// that connection is no longer open.
+//
+//export sws_socket_fd
+func sws_socket_fd(h int64, gen int32, outFd, errp unsafe.Pointer) int32 {
+	return withClient(h, errp, func(e *entry) error {
+		if outFd == nil {
+			return invalid("out_fd", "NULL pointer")
+		}
+		fd, err := e.client.SocketFD(int(gen))
+		if err != nil {
+			return err
+		}
+		return store("out_fd", outFd, int32(fd))
 	})
 }
 

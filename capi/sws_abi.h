@@ -65,17 +65,15 @@ enum sws_send_flags {
 	SWS_SEND_NO_WAIT = 2, // never block: SWS_ERR_WOULD_BLOCK while another write is in progress
 };
 
+// Flags of sws_poll.
+enum sws_poll_flags {
+	SWS_POLL_FAST = 1, // do not wait; with nothing queued, read what the socket has on this thread
+};
+
 // Warnings (the a word of SWS_EVENT_WARNING).
 enum sws_warn_kind {
 	SWS_WARN_DROPS = 1, // messages were dropped; b = how many since the last warning
 	SWS_WARN_HIGH_WATER = 2, // the queue passed 80% of a bound; b = its depth
-};
-
-// How a connection joins a hub (sws_connect).
-enum sws_hub_mode {
-	SWS_HUB_NONE = 0, // no hub
-	SWS_HUB_OBSERVE = 1, // the hub gets its lifecycle events and header requests; messages stay in its queue
-	SWS_HUB_CONSUME = 2, // the hub gets its whole event stream
 };
 
 // uint32 words per event in a polled batch: kind, length, a, b

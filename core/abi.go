@@ -56,14 +56,12 @@ func ABI() ABIDescription {
 				{"TEXT", int64(SendText), "text frames (UTF-8), else binary"},
 				{"NO_WAIT", int64(SendNoWait), "never block: SWS_ERR_WOULD_BLOCK while another write is in progress"},
 			}},
+			{"sws_poll_flags", "SWS_POLL_", "Flags of sws_poll.", []ABIValue{
+				{"FAST", int64(PollFast), "do not wait; with nothing queued, read what the socket has on this thread"},
+			}},
 			{"sws_warn_kind", "SWS_WARN_", "Warnings (the a word of SWS_EVENT_WARNING).", []ABIValue{
 				{"DROPS", WarnDrops, "messages were dropped; b = how many since the last warning"},
 				{"HIGH_WATER", WarnHighWater, "the queue passed 80% of a bound; b = its depth"},
-			}},
-			{"sws_hub_mode", "SWS_HUB_", "How a connection joins a hub (sws_connect).", []ABIValue{
-				{"NONE", 0, "no hub"},
-				{"OBSERVE", 1, "the hub gets its lifecycle events and header requests; messages stay in its queue"},
-				{"CONSUME", 2, "the hub gets its whole event stream"},
 			}},
 		},
 		Constants: []ABIValue{

@@ -33,7 +33,11 @@ type Client struct {
 	err         *Error
 	subprotocol string
 
-	member atomic.Pointer[member] // the hub member that observes the lifecycle
+	// The hub members: the observer gets the lifecycle as it happens and
+	// answers header requests; the consumer, if any, takes the whole event
+	// stream (they are one member when one hub does both).
+	observer atomic.Pointer[member]
+	consumer atomic.Pointer[member]
 
 	// Lifecycle, for stats and the reconnect policy.
 	everOpened atomic.Bool
@@ -86,7 +90,7 @@ func newClient(s *settings) *Client {
 	}
 	c.group.OnPanic = c.goroutinePanicked
 	c.q.observe = func(ev Event) {
-		if m := c.member.Load(); m != nil {
+		if m := c.observer.Load(); m != nil {
 			m.lifecycle(ev)
 		}
 	}
@@ -172,6 +176,9 @@ func (c *Client) session(cn *conn) fate {
 		c.group.Go("heartbeat", func() { c.heartbeat(cn) })
 	}
 	err := safely("read", func() error { return c.readLoop(cn) })
+	if cn.turn != nil {
+		cn.turn.end()
+	}
 	f := c.settle(cn, err)
 	c.finishConn(cn, f.cause)
 	c.mu.Lock()
@@ -281,7 +288,7 @@ func (c *Client) finish(last fate) {
 // emit queues a lifecycle event and shows it to the observer, if any.
 func (c *Client) emit(ev Event) {
 	c.q.putEvent(ev)
-	if m := c.member.Load(); m != nil {
+	if m := c.observer.Load(); m != nil {
 		m.lifecycle(ev)
 	}
 }
@@ -380,6 +387,9 @@ func (c *Client) Close(code int, reason string) error {
 	c.cancel()                       // aborts a dial or a reconnect wait
 	c.q.refuse()
 	if cn := c.conn; cn != nil {
+		if cn.turn != nil {
+			cn.turn.recall() // the reader reads the server's close frame, whoever waits
+		}
 		c.group.Go("close", func() { c.closeConn(cn) })
 	}
 	return nil

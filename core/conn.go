@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // writeChunk bounds the masked copy of a payload: large messages are masked
@@ -24,9 +26,11 @@ var errCloseSent = errors.New("close frame already sent")
 type conn struct {
 	client *Client
 	net    net.Conn
-	raw    net.Conn  // the socket under TLS; net itself for ws://
-	spill  spiller   // the socket's non-blocking writes, nil if it has none
-	src    io.Reader // buffered frames, starting with any that came with the 101
+	raw    net.Conn       // the socket under TLS; net itself for ws://
+	spill  spiller        // the socket's non-blocking writes, nil if it has none
+	src    *bufio.Reader  // buffered frames, starting with any that came with the 101
+	rd     *wsutil.Reader // frames from src, for whoever holds the turn
+	turn   *turn          // who reads: the reader goroutine or a waiting consumer; nil: always the goroutine
 
 	subprotocol string
 	openedAt    time.Time
@@ -64,6 +68,10 @@ func newConn(c *Client, d *dialed) *conn {
 		writeMu: make(chan struct{}, 1), dead: make(chan struct{}), settled: make(chan struct{}),
 	}
 	cn.spill = spillerOf(d.raw)
+	if sock := fastSocketOf(d.raw); sock != nil {
+		cn.turn = newTurn(sock, watchFor(c.s.PingTimeout))
+	}
+	cn.rd = cn.newFrameReader()
 	return cn
 }
 

@@ -29,8 +29,8 @@ const readBufferSize = 64 << 10
 // dialed is the outcome of a successful opening handshake.
 type dialed struct {
 	conn        net.Conn
-	raw         net.Conn  // the socket under TLS (conn itself for ws://)
-	reader      io.Reader // buffered; holds any frames that came with the 101
+	raw         net.Conn      // the socket under TLS (conn itself for ws://)
+	reader      *bufio.Reader // holds any frames that came with the 101
 	subprotocol string
 	inflate     *inflater // permessage-deflate state, nil unless negotiated
 }
@@ -171,7 +171,7 @@ func requestHeader(url *url.URL, header http.Header) http.Header {
 // bufferedReader returns the reader for frames. gobwas/ws hands back br when
 // the server's first frames arrived in the same read as the 101 response:
 // those bytes come first, then the socket.
-func bufferedReader(conn net.Conn, br *bufio.Reader) io.Reader {
+func bufferedReader(conn net.Conn, br *bufio.Reader) *bufio.Reader {
 	if br == nil || br.Buffered() == 0 {
 		return bufio.NewReaderSize(conn, readBufferSize)
 	}

@@ -59,7 +59,9 @@ var errHubClosed = &Error{Code: CodeClosed, Op: "hub", Err: errors.New("the hub 
 
 // Attach makes c a member, observing or consuming (see Hub), and returns
 // its id, which tags its events in Poll. Attach before Start, so that no
-// event is missed. A client belongs to one hub at most.
+// event is missed. A client has one observer and one consumer at most; a
+// consumer that comes first observes too (it answers the header requests;
+// the lifecycle reaches it through the queue).
 func (h *Hub) Attach(c *Client, consume bool) (uint32, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -67,8 +69,13 @@ func (h *Hub) Attach(c *Client, consume bool) (uint32, error) {
 		return 0, errHubClosed
 	}
 	m := &member{hub: h, id: h.next, client: c, consume: consume}
-	if !c.member.CompareAndSwap(nil, m) {
-		return 0, invalidArg("hub", "the connection is in a hub already")
+	if consume {
+		if !c.consumer.CompareAndSwap(nil, m) {
+			return 0, invalidArg("hub", "the connection has a consumer already")
+		}
+		c.observer.CompareAndSwap(nil, m)
+	} else if !c.observer.CompareAndSwap(nil, m) {
+		return 0, invalidArg("hub", "the connection has an observer already")
 	}
 	h.next++
 	h.members[m.id] = m
@@ -91,10 +98,12 @@ func (h *Hub) Detach(id uint32) {
 	h.mu.Unlock()
 }
 
-// DetachClient removes c from whatever hub it is in.
+// DetachClient removes c from the hubs it is in.
 func DetachClient(c *Client) {
-	if m := c.member.Load(); m != nil {
-		m.hub.Detach(m.id)
+	for _, m := range []*member{c.consumer.Load(), c.observer.Load()} {
+		if m != nil {
+			m.hub.Detach(m.id)
+		}
 	}
 }
 
@@ -105,7 +114,8 @@ func (h *Hub) detachLocked(m *member) {
 		h.levelLocked()
 	}
 	m.state, m.inbox = memberGone, nil
-	m.client.member.CompareAndSwap(m, nil)
+	m.client.observer.CompareAndSwap(m, nil)
+	m.client.consumer.CompareAndSwap(m, nil)
 	if m.consume {
 		m.client.q.setWatcher(nil)
 		m.client.q.release()

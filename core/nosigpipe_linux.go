@@ -1,10 +1,15 @@
 package core
 
 import (
+	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // sigpipeSafeConn writes with send(2) and MSG_NOSIGNAL instead of write(2).
@@ -27,6 +32,15 @@ type sigpipeSafeConn struct {
 	mu     sync.Mutex
 	noWait bool
 	spill  []byte
+
+	// readMode is how Read reads (readWaiting, readProbe, readConsumer),
+	// set by the holder of the connection's reading turn (turn.go);
+	// ownFD is the consumer's own descriptor of the socket, -1 until the
+	// first consumer read.
+	readMode atomic.Int32
+	ownFD    int
+	drained  bool        // the consumer's last read was short (see Read)
+	shared   atomic.Bool // a descriptor of the socket was handed out (dup)
 }
 
 func noSigPipe(c net.Conn) (net.Conn, error) {
@@ -39,7 +53,7 @@ func noSigPipe(c net.Conn) (net.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	return &sigpipeSafeConn{Conn: c, raw: raw}, nil
+	return &sigpipeSafeConn{Conn: c, raw: raw, ownFD: -1}, nil
 }
 
 // spillerOf returns c's non-blocking writer, nil if it has none.
@@ -48,6 +62,161 @@ func spillerOf(c net.Conn) spiller {
 		return sc
 	}
 	return nil
+}
+
+// fastSocketOf returns c's fast-path reads, nil if it has none.
+func fastSocketOf(c net.Conn) fastSocket {
+	if sc, ok := c.(*sigpipeSafeConn); ok {
+		return sc
+	}
+	return nil
+}
+
+// errWouldBlock is a read that would have waited: a timeout, so that TLS
+// and bufio take it as the temporary error it is.
+var errWouldBlock = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+
+// The read modes of a socket (see setReadMode).
+const (
+	readWaiting  = iota // Read waits for bytes, as usual
+	readProbe           // Read does not wait (the reader goroutine's probe)
+	readConsumer        // Read does not wait, through a descriptor of the consumer's (see dupForReads)
+)
+
+func (c *sigpipeSafeConn) Read(p []byte) (int, error) {
+	switch c.readMode.Load() {
+	case readProbe:
+		return c.readNow(p)
+	case readConsumer:
+		// A short read took what the socket had: the next would find
+		// nothing but EAGAIN, so it is not made. (The consumer's wait is
+		// level-triggered: whatever arrives meanwhile ends it at once.)
+		if c.drained {
+			return 0, errWouldBlock
+		}
+		n, err := readFD(c.ownFD, p)
+		c.drained = err == nil && n < len(p)
+		return n, err
+	}
+	return c.Conn.Read(p)
+}
+
+// readNow reads what the socket has, without waiting.
+func (c *sigpipeSafeConn) readNow(p []byte) (n int, err error) {
+	rawErr := c.raw.Read(func(fd uintptr) bool {
+		n, err = readFD(int(fd), p)
+		return true
+	})
+	if rawErr != nil {
+		return 0, rawErr
+	}
+	return n, err
+}
+
+// readFD reads a non-blocking descriptor once.
+func readFD(fd int, p []byte) (int, error) {
+	for {
+		n, e := syscall.Read(fd, p)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case e != nil:
+			return 0, os.NewSyscallError("read", e)
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (c *sigpipeSafeConn) setReadMode(mode int32) error {
+	if mode == readConsumer {
+		if _, err := c.consumerFD(); err != nil {
+			return err
+		}
+	}
+	c.drained = false
+	c.readMode.Store(mode)
+	return nil
+}
+
+// consumerFD is the consumer's descriptor of the socket, made on first
+// use; only the holder of the turn calls it.
+func (c *sigpipeSafeConn) consumerFD() (int, error) {
+	if c.ownFD < 0 {
+		fd, err := c.dup()
+		if err != nil {
+			return -1, err
+		}
+		c.ownFD = fd
+	}
+	return c.ownFD, nil
+}
+
+// closeConsumerFD closes the consumer's descriptor, once no consumer can
+// read any more (the turn is closed).
+func (c *sigpipeSafeConn) closeConsumerFD() {
+	if c.ownFD >= 0 {
+		_ = syscall.Close(c.ownFD)
+		c.ownFD = -1
+	}
+}
+
+// waitReadable waits until the socket has something to read -- bytes, the
+// end of the stream or an error -- reading nothing: poll(2) tells without
+// taking a pending error from the socket (a peeking recv would, and the
+// read after it would see a plain EOF where the peer reset). It holds the
+// socket's read lock, so a consumer reads through its own descriptor
+// meanwhile; kick ends the wait early.
+func (c *sigpipeSafeConn) waitReadable() error {
+	return c.raw.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return (n > 0 && fds[0].Revents != 0) || (err != nil && err != unix.EINTR)
+	})
+}
+
+// readable reports whether the socket has something to read, now.
+func (c *sigpipeSafeConn) readable() bool {
+	ready := false
+	_ = c.raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(fds, 0)
+		ready = n > 0
+	})
+	return ready
+}
+
+func (c *sigpipeSafeConn) kick()   { _ = c.Conn.SetReadDeadline(time.Unix(1, 0)) }
+func (c *sigpipeSafeConn) unkick() { _ = c.Conn.SetReadDeadline(time.Time{}) }
+
+// dup returns a new descriptor of the socket, for a consumer to wait on.
+func (c *sigpipeSafeConn) dup() (int, error) {
+	fd := -1
+	var dupErr error
+	c.shared.Store(true)
+	err := c.raw.Control(func(s uintptr) {
+		fd, dupErr = syscall.Dup(int(s))
+		if dupErr == nil {
+			syscall.CloseOnExec(fd)
+		}
+	})
+	if err == nil {
+		err = dupErr
+	}
+	return fd, err
+}
+
+// Close shuts the connection down before closing the descriptor: once
+// descriptors of it are out (dup), closing one would not end it, and those
+// waiting on them would not hear of the end.
+func (c *sigpipeSafeConn) Close() error {
+	if c.shared.Load() {
+		_ = c.raw.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	}
+	return c.Conn.Close()
 }
 
 func (c *sigpipeSafeConn) Write(p []byte) (int, error) {

@@ -29,6 +29,7 @@ const (
 	DefaultMaxHandshakeSize = 64 << 10
 	DefaultPingInterval     = 20 * time.Second
 	DefaultPingTimeout      = 20 * time.Second
+	MaxBusyPoll             = 10 * time.Millisecond // a bound on a poll call, which holds the handle
 	// DefaultHealthyAfter is the least default time a connection must stay
 	// open to restart the reconnect schedule; see Options.HealthyAfter.
 	DefaultHealthyAfter = 10 * time.Second
@@ -141,6 +142,12 @@ type Options struct {
 	// on_open of the Python package logs in and subscribes that way).
 	// Defaults to false: a connection takes every sender once open.
 	OpenGate bool
+
+	// BusyPoll is how long a consumer on the fast path (PollFast) keeps
+	// reading the socket before it returns empty-handed: it trades a core
+	// for the microseconds of a wake-up. 0, the default, never spins: an
+	// idle connection costs no CPU. At most MaxBusyPoll.
+	BusyPoll time.Duration
 
 	// PingInterval is the time between our pings. NoTimeout disables the
 	// heartbeat. Defaults to 20 s.

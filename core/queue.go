@@ -119,6 +119,8 @@ type queue struct {
 	notFull  chan struct{}
 
 	signal  Signal // may be nil
+	held    bool   // a consumer fills the queue on its own thread (PollFast): the signal waits (holdSignal)
+	raised  bool   // the signal is set: Clear has work to do (one syscall less per poll otherwise)
 	notify  func() // called without the lock when the queue becomes non-empty
 	watcher func() // the same, for a hub that consumes this queue
 
@@ -178,6 +180,14 @@ func (q *queue) pushedLocked() uint64 { return q.gone + uint64(q.n) }
 func (q *queue) fitsLocked(size int) bool {
 	count, bytes := q.n+q.lentN, q.bytes+q.lentBytes
 	return count == 0 || (count < q.max && bytes+int64(size) <= q.maxBytes)
+}
+
+// hasRoom reports whether a message of size bytes would be queued now
+// without waiting or dropping (the fast path reads only what fits).
+func (q *queue) hasRoom(size int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.refusing && !q.closed && q.fitsLocked(size)
 }
 
 // tryPut queues a message if there is room, applying the overflow policy
@@ -321,8 +331,32 @@ func (q *queue) reindexWarningsLocked() {
 }
 
 func (q *queue) setLocked(wasEmpty bool) {
-	if wasEmpty && q.signal != nil {
-		q.signal.Set()
+	if wasEmpty && q.signal != nil && !q.held {
+		q.raiseLocked()
+	}
+}
+
+func (q *queue) raiseLocked() {
+	q.signal.Set()
+	q.raised = true
+}
+
+// holdSignal keeps the signal from being set while the consumer fills the
+// queue on its own thread and takes what it put (PollFast): it is there,
+// so setting the signal and clearing it would be two syscalls for nobody.
+// releaseSignal sets it if events are left.
+func (q *queue) holdSignal() {
+	q.mu.Lock()
+	q.held = true
+	q.mu.Unlock()
+}
+
+func (q *queue) releaseSignal() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.held = false
+	if !q.emptyLocked() && q.signal != nil {
+		q.raiseLocked()
 	}
 }
 
@@ -510,8 +544,9 @@ func (q *queue) popMessageLocked() {
 func (q *queue) afterTakeLocked() {
 	if !q.emptyLocked() {
 		poke(q.notEmpty)
-	} else if q.signal != nil {
+	} else if q.signal != nil && q.raised {
 		q.signal.Clear()
+		q.raised = false
 	}
 	if q.n == 0 && len(q.ring) > 1024 {
 		q.ring, q.head = nil, 0 // a burst is over: give its memory back
@@ -580,9 +615,10 @@ func (q *queue) setSignal(s Signal) {
 		return
 	}
 	if !q.emptyLocked() {
-		s.Set()
+		q.raiseLocked()
 	} else {
 		s.Clear()
+		q.raised = false
 	}
 }
 

@@ -16,14 +16,13 @@ var errInvalidUTF8 = wsutil.ErrInvalidUTF8
 // that declares a large frame gets memory as it sends, not as it claims.
 const firstChunk = 64 << 10
 
-// readLoop is the one reader goroutine body of a connection. It returns
-// when the connection ends: a *CloseError for a close frame from the peer,
-// any other error for a failure.
-func (c *Client) readLoop(cn *conn) error {
+// newFrameReader is the connection's frame reader: gobwas/ws's, which
+// whoever holds the reading turn (turn.go) drives.
+func (cn *conn) newFrameReader() *wsutil.Reader {
 	rd := &wsutil.Reader{
 		Source:         cn.src,
 		State:          ws.StateClientSide,
-		MaxMessageSize: c.s.MaxMessageSize,
+		MaxMessageSize: cn.client.s.MaxMessageSize,
 	}
 	// RFC 6455 5.4: control frames may come between the fragments of a
 	// message. Every frame counts as a sign of life for the heartbeat.
@@ -42,26 +41,155 @@ func (c *Client) readLoop(cn *conn) error {
 		rd.State |= ws.StateExtended
 		rd.Extensions = []wsutil.RecvExtension{&cn.inflate.state}
 	}
+	return rd
+}
+
+// readLoop is the reader goroutine's body: frame after frame, until the
+// connection ends -- a *CloseError for a close frame from the peer, any
+// other error for a failure. Between frames it may lend the socket to a
+// waiting consumer (awaitFrame).
+func (c *Client) readLoop(cn *conn) error {
 	for {
-		hdr, err := rd.NextFrame()
-		if err != nil {
+		if err := cn.awaitFrame(); err != nil {
 			return err
 		}
-		cn.frames.Add(1)
-		if hdr.OpCode.IsControl() {
-			if err := cn.handleControl(hdr, rd); err != nil {
-				return err
-			}
-			continue
-		}
-		ev, err := cn.readMessage(rd, hdr)
-		if err != nil {
-			return err
-		}
-		if err := c.deliver(cn, ev); err != nil {
+		if err := cn.readFrame(); err != nil {
 			return err
 		}
 	}
+}
+
+// readFrame reads one frame -- a control frame, or a whole message and
+// its fragments -- and acts on it.
+func (cn *conn) readFrame() error {
+	hdr, err := cn.rd.NextFrame()
+	if err != nil {
+		return err
+	}
+	cn.frames.Add(1)
+	if hdr.OpCode.IsControl() {
+		return cn.handleControl(hdr, cn.rd)
+	}
+	ev, err := cn.readMessage(cn.rd, hdr)
+	if err != nil {
+		return err
+	}
+	return cn.client.deliver(cn, ev)
+}
+
+// awaitFrame is the reader goroutine at a frame boundary: it returns once
+// there is something to read. While the socket has nothing, a consumer may
+// take the turn (turn.go); the goroutine then waits for it to be handed
+// back, watching for a consumer that went away, and returns what the
+// consumer met that ends the connection.
+func (cn *conn) awaitFrame() error {
+	t := cn.turn
+	if t == nil {
+		return nil
+	}
+	for {
+		if err := t.stashed(); err != nil {
+			return err
+		}
+		if t.holding() {
+			if cn.src.Buffered() > 0 {
+				return nil
+			}
+			if ready, err := cn.probe(); ready || err != nil {
+				return err
+			}
+			t.idle()
+		}
+		err := t.sock.waitReadable()
+		ok := t.reclaim()
+		switch {
+		case !ok && !t.awaitBack(cn.dead):
+			return cn.deathError()
+		case ok && err != nil && !wouldBlock(err):
+			return err
+		}
+	}
+}
+
+// probe reads what the socket has without waiting (through TLS, whose
+// records may hold more than the socket shows); false if nothing.
+func (cn *conn) probe() (bool, error) {
+	_ = cn.turn.sock.setReadMode(readProbe)
+	_, err := cn.src.Peek(1)
+	_ = cn.turn.sock.setReadMode(readWaiting)
+	switch {
+	case err == nil:
+		return true, nil
+	case wouldBlock(err):
+		return false, nil
+	}
+	return false, err
+}
+
+// readWhole is the fast path, on a consumer's thread holding the turn: it
+// reads the frames that are whole in the buffer, or that arrive whole
+// without waiting, into the queue. It reports whether it left the reader
+// goroutine work (look), and the failure that ends the connection.
+func (cn *conn) readWhole() (look bool, err error) {
+	if err := cn.turn.sock.setReadMode(readConsumer); err != nil {
+		return false, nil // no descriptor: the reader goroutine reads as ever
+	}
+	defer func() { _ = cn.turn.sock.setReadMode(readWaiting) }()
+	for {
+		hdr, whole, err := cn.peekFrame()
+		switch {
+		case wouldBlock(err):
+			return cn.src.Buffered() > 0, nil // nothing, or part of a frame
+		case err != nil:
+			return true, err
+		case !whole, !hdr.OpCode.IsControl() && !cn.client.q.hasRoom(int(hdr.Length)):
+			return true, nil
+		}
+		if err := cn.readFrame(); err != nil {
+			return true, err
+		}
+	}
+}
+
+// peekFrame looks at the next frame in the buffer without taking it: whole
+// reports a frame the fast path may read -- final, not extended, not
+// masked, of a known opcode, and all of it in the buffer. Anything else
+// (fragments, compression, a frame the reader goroutine will refuse, one
+// larger than the buffer) is for the reader goroutine.
+func (cn *conn) peekFrame() (hdr ws.Header, whole bool, err error) {
+	b, err := cn.src.Peek(2)
+	if err != nil {
+		return hdr, false, err
+	}
+	n := 2
+	switch b[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b[1]&0x80 != 0 {
+		return hdr, false, nil // RFC 6455 5.1: a masked server frame; the reader refuses it
+	}
+	if b, err = cn.src.Peek(n); err != nil {
+		return hdr, false, err
+	}
+	hdr = ws.Header{Fin: b[0]&0x80 != 0, Rsv: (b[0] >> 4) & 0x7, OpCode: ws.OpCode(b[0] & 0x0f), Length: int64(b[1] & 0x7f)}
+	switch n {
+	case 4:
+		hdr.Length = int64(binary.BigEndian.Uint16(b[2:4]))
+	case 10:
+		hdr.Length = int64(binary.BigEndian.Uint64(b[2:10]) & (1<<63 - 1))
+	}
+	switch {
+	case !hdr.Fin, hdr.Rsv != 0, hdr.Length > int64(cn.src.Size()-n):
+		return hdr, false, nil
+	case hdr.OpCode != ws.OpText && hdr.OpCode != ws.OpBinary && hdr.OpCode != ws.OpPing &&
+		hdr.OpCode != ws.OpPong && hdr.OpCode != ws.OpClose:
+		return hdr, false, nil
+	}
+	_, err = cn.src.Peek(n + int(hdr.Length))
+	return hdr, err == nil, err
 }
 
 // readMessage reads a whole, possibly fragmented, message; wsutil.Reader

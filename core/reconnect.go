@@ -230,7 +230,7 @@ type headerReply struct {
 // first one, and for reconnects too unless Options.HeaderRequests asks the
 // observer for fresh ones.
 func (c *Client) header() (http.Header, error) {
-	m := c.member.Load()
+	m := c.observer.Load()
 	if !c.s.HeaderRequests || !c.everOpened.Load() || m == nil {
 		return c.s.Header, nil
 	}

@@ -32,6 +32,7 @@ const (
 	StatConnectedMillis // how long the current connection has been open (a gauge)
 	StatCompressedIn    // messages that arrived compressed (permessage-deflate)
 	StatEventsDropped   // lifecycle events dropped for a consumer that does not read (see maxLifecycle)
+	StatFastMessages    // messages read on a waiting consumer's thread (the fast path, turn.go)
 	NumStats
 )
 
@@ -41,7 +42,7 @@ var StatNames = [NumStats]string{
 	"queue_depth", "queue_bytes", "queue_high_water", "dropped",
 	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
 	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
-	"compressed_in", "events_dropped",
+	"compressed_in", "events_dropped", "messages_fast",
 }
 
 type stats struct {

@@ -49,7 +49,7 @@ def _raw_handle(url: str) -> int:
     """A handle opened through the C API directly, outside any hub."""
     raw = json.dumps({"url": url}).encode()
     h = ctypes.c_int64()
-    _lib.call(_lib.lib.sws_connect, raw, len(raw), 0, 0, ctypes.byref(h), None)
+    _lib.call(_lib.lib.sws_connect, raw, len(raw), 0, 0, ctypes.byref(h), None, None)
     return h.value
 
 
@@ -84,7 +84,7 @@ def test_wakeup_fd_is_readable_exactly_while_events_wait(ws_server: EchoServer) 
         assert _lib.lib.sws_wakeup_fd(h, ctypes.byref(fd), None) == 0
         readable, _, _ = select.select([fd.value], [], [], 5)
         assert readable, "not readable after the OPEN event"
-        rc = _lib.lib.sws_poll(h, meta, 16, data, len(data), 0, ctypes.byref(count), ctypes.byref(size), None)
+        rc = _lib.lib.sws_poll(h, meta, 16, data, len(data), 0, 0, ctypes.byref(count), ctypes.byref(size), None, None)
         assert rc == 0 and count.value == 1
         readable, _, _ = select.select([fd.value], [], [], 0.2)
         assert not readable, "still readable with an empty queue"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import aio
 from ._abi import ErrorCode
-from ._connection import ConnectOptions, WebSocket, connect
+from ._connection import ConnectOptions, Group, WebSocket, connect
 from ._errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -55,6 +55,7 @@ __all__ = [
     "Disconnected",
     "Ended",
     "ErrorCode",
+    "Group",
     "HandshakeError",
     "InternalError",
     "MessageTooBig",

@@ -73,19 +73,17 @@ class SendFlags(enum.IntFlag):
     NO_WAIT = 2  # never block: SWS_ERR_WOULD_BLOCK while another write is in progress
 
 
+class PollFlags(enum.IntFlag):
+    """Flags of sws_poll. (enum sws_poll_flags)"""
+
+    FAST = 1  # do not wait; with nothing queued, read what the socket has on this thread
+
+
 class WarnKind(enum.IntEnum):
     """Warnings (the a word of SWS_EVENT_WARNING). (enum sws_warn_kind)"""
 
     DROPS = 1  # messages were dropped; b = how many since the last warning
     HIGH_WATER = 2  # the queue passed 80% of a bound; b = its depth
-
-
-class HubMode(enum.IntEnum):
-    """How a connection joins a hub (sws_connect). (enum sws_hub_mode)"""
-
-    NONE = 0  # no hub
-    OBSERVE = 1  # the hub gets its lifecycle events and header requests; messages stay in its queue
-    CONSUME = 2  # the hub gets its whole event stream
 
 
 META_WORDS = 4  # uint32 words per event in a polled batch: kind, length, a, b
@@ -119,6 +117,7 @@ STAT_NAMES = (
     "connected_ms",
     "compressed_in",
     "events_dropped",
+    "messages_fast",
 )
 
 
@@ -142,6 +141,7 @@ OPTIONS = {
     "max_queue": Option("int", "1024", "", "inbound messages buffered for the consumer", False),
     "max_queue_bytes": Option("int", "64 << 20", "", "bytes of inbound messages buffered for the consumer", False),
     "overflow": Option("str", "\"block\"", "", "what a full queue does: block, drop_oldest, drop_newest or close", False),
+    "busy_poll": Option("seconds", "0.0", "", "seconds a waiting receive keeps polling the socket before it sleeps: a core for microseconds", False),
     "max_handshake_size": Option("int", "64 << 10", "", "largest HTTP response to the opening handshake (or a proxy's) in bytes", False),
     "compression": Option("str", "None", "off", "\"deflate\" offers permessage-deflate for what the server sends", False),
     "ca_file": Option("str", "None", "the system roots", "PEM CA bundle to verify the server with", False),
@@ -172,13 +172,13 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "sws_abi_version": (),
     "sws_check_close": ("i32", "ptr", "i64", "ptr"),
     "sws_close": ("i64", "i32", "ptr", "i64", "ptr"),
-    "sws_connect": ("ptr", "i64", "i64", "i32", "ptr", "ptr", "ptr"),
+    "sws_connect": ("ptr", "i64", "i64", "i64", "ptr", "ptr", "ptr", "ptr"),
     "sws_free": ("i64", "ptr"),
     "sws_hub_ack": ("i64", "i32", "ptr"),
     "sws_hub_new": ("ptr", "ptr"),
     "sws_hub_poll": ("i64", "ptr", "ptr", "i32", "ptr", "i64", "i32", "i32", "ptr", "ptr", "ptr"),
     "sws_hub_wakeup_fd": ("i64", "ptr", "ptr"),
-    "sws_poll": ("i64", "ptr", "i32", "ptr", "i64", "i32", "ptr", "ptr", "ptr"),
+    "sws_poll": ("i64", "ptr", "i32", "ptr", "i64", "i32", "i32", "ptr", "ptr", "ptr", "ptr"),
     "sws_provide_headers": ("i64", "i32", "ptr", "i64", "ptr", "i64", "ptr"),
     "sws_ready": ("i64", "i32", "ptr"),
     "sws_runtime_stats": ("ptr", "i32", "ptr", "ptr"),
@@ -198,6 +198,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "sws_server_url": ("i64", "ptr", "i64", "ptr", "ptr"),
     "sws_set_backoff": ("i64", "ptr", "i64", "ptr"),
     "sws_set_callback": ("i64", "ptr", "ptr", "ptr"),
+    "sws_socket_fd": ("i64", "i32", "ptr", "ptr"),
     "sws_state": ("i64", "ptr", "ptr"),
     "sws_stats": ("i64", "ptr", "i32", "ptr", "ptr"),
     "sws_validate": ("ptr", "i64", "ptr"),

@@ -68,6 +68,13 @@ class Callbacks:
     on_close: Callback | None = None
     on_callback_error: Callback | None = None
 
+    def receiver(self, grouped: bool) -> str | None:
+        """Where a connection's messages go if not to its receive calls:
+        "on_message", "its Group", or None. TypeError for both at once."""
+        if self.on_message is not None and grouped:
+            raise TypeError("on_message is not for a Group member: its messages go to the group")
+        return "on_message" if self.on_message is not None else "its Group" if grouped else None
+
     @classmethod
     def take(cls, options: dict[str, Any]) -> Callbacks:
         """Remove the callbacks from ``options``; TypeError for one that is

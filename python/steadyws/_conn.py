@@ -15,13 +15,14 @@ collector, when the connection is dropped.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from . import _lib
-from ._abi import STAT_NAMES, STATES, ErrorCode, SendFlags
+from ._abi import STAT_NAMES, STATES, ErrorCode, PollFlags, SendFlags
 from ._errors import ConnectionClosedError, ConnectionClosedOK
 from ._events import Buffers, Closed, Ended, HubEvent, Opened
 from ._handle import Handle, HandleClosed
@@ -29,6 +30,10 @@ from ._options import Backoff, encode, headers_json, redact_url
 from ._stream import EventStream
 
 lib = _lib.lib
+_TEXT, _NO_WAIT = int(SendFlags.TEXT), int(SendFlags.NO_WAIT)
+_FAST = int(PollFlags.FAST)
+_WOULD_BLOCK = (ErrorCode.WOULD_BLOCK,)
+_POLL_ALLOWED = (ErrorCode.BUFFER_TOO_SMALL, ErrorCode.CLOSED)
 
 T = TypeVar("T")
 
@@ -36,9 +41,10 @@ T = TypeVar("T")
 class Connection:
     """An engine connection: its handle, stream and end."""
 
-    def __init__(self, handle: Handle, member: int, url: str, has_on_close: bool = False) -> None:
+    def __init__(self, handle: Handle, member: int, url: str, has_on_close: bool = False, consumer: int = 0) -> None:
         self.handle = handle
-        self.member = member
+        self.member = member  # in the observing hub (the callback thread's, or the loop's)
+        self.consumer = consumer  # in the consuming hub (a Group's), if any
         self.url = redact_url(url)
         self.stream = EventStream()
         self.opened = threading.Event()  # the first connection is ready, or the client ended before
@@ -52,16 +58,23 @@ class Connection:
         self._users = {"consumer", "callbacks"}  # who still needs the handle
         self._final_stats: dict[str, int] | None = None
         self._waker: int | None = None
+        self._socket: tuple[int, int] | None = None  # (connection, fd): our descriptor of its socket
         handle.before_free(self._keep_stats)
+        handle.before_free(self._drop_socket)
 
     @classmethod
-    def open(cls, url: str, config: dict[str, Any], hub: int, mode: int, has_on_close: bool) -> Connection:
+    def open(cls, url: str, config: dict[str, Any], observe: int, consume: int, has_on_close: bool) -> Connection:
         """Start a connection with ``config`` (checked by the engine: no I/O
-        yet) in ``hub``; its events arrive there."""
+        yet), its lifecycle observed by hub ``observe``, its event stream
+        consumed by hub ``consume`` (0: by its own receive calls; the same
+        hub: by that hub's callbacks, as for on_message)."""
         raw = encode(config)
-        value, member = ctypes.c_int64(), ctypes.c_int32()
-        _lib.call(lib.sws_connect, raw, len(raw), hub, mode, ctypes.byref(value), ctypes.byref(member))
-        return cls(Handle(value.value), member.value, url, has_on_close)
+        value, member, consumer = ctypes.c_int64(), ctypes.c_int32(), ctypes.c_int32()
+        _lib.call(
+            lib.sws_connect, raw, len(raw), observe, consume, ctypes.byref(value), ctypes.byref(member),
+            ctypes.byref(consumer),
+        )  # fmt: skip
+        return cls(Handle(value.value), member.value, url, has_on_close, consumer.value)
 
     # The end.
 
@@ -149,10 +162,14 @@ class Connection:
             self.handle.release()
 
     def send(self, data: bytes, text: int, opening: int, nowait: bool = False) -> bool:
-        """Send one message; False if ``nowait`` and another write is in progress."""
-        flags = (SendFlags.TEXT if text else 0) | (SendFlags.NO_WAIT if nowait else 0)
-        with self.using() as h:
-            rc = _lib.call(lib.sws_send, h, data, len(data), flags, opening, allow=(ErrorCode.WOULD_BLOCK,))
+        """Send one message; False if ``nowait`` and another write is in progress.
+        (The hot path of every strategy: no context manager, no enum arithmetic.)"""
+        flags = (_TEXT if text else 0) | (_NO_WAIT if nowait else 0)
+        h = self.acquire()
+        try:
+            rc = _lib.call(lib.sws_send, h, data, len(data), flags, opening, allow=_WOULD_BLOCK)
+        finally:
+            self.handle.release()
         return rc == ErrorCode.OK
 
     def send_batch(self, blob: bytes, words: list[int], opening: int, nowait: bool = False) -> bool:
@@ -166,23 +183,28 @@ class Connection:
             )  # fmt: skip
         return rc == ErrorCode.OK
 
-    def poll(self, h: int, buffers: Buffers, timeout_ms: int = 0) -> list[HubEvent]:
+    def poll(self, h: int, buffers: Buffers, timeout_ms: int = 0, fast: bool = False) -> list[HubEvent]:
         """Poll one batch into the stream; the events (empty if none or the
-        buffer had to grow). ``h`` is the caller's acquire()."""
+        buffer had to grow). ``h`` is the caller's acquire(). ``fast``: read
+        the socket on this thread if nothing is queued (sws_poll's
+        SWS_POLL_FAST); buffers.gen then names the connection whose socket
+        the caller may wait on (socket_fd), 0 if none."""
         rc = _lib.call(
             lib.sws_poll, h, buffers.meta_c, buffers.max_events, buffers.data_c,
-            len(buffers.data), timeout_ms, buffers.count_ref, buffers.size_ref,
-            allow=(ErrorCode.BUFFER_TOO_SMALL, ErrorCode.CLOSED),
+            len(buffers.data), timeout_ms, _FAST if fast else 0, buffers.count_ref, buffers.size_ref,
+            buffers.gen_ref, allow=_POLL_ALLOWED,
         )  # fmt: skip
-        if rc == ErrorCode.BUFFER_TOO_SMALL:
-            buffers.resize(max(buffers.size.value, 2 * len(buffers.data)))
-            return []
-        if rc == ErrorCode.CLOSED:  # the end was taken already
-            self.stream.end(self.end_exception)
+        if rc:
+            if rc == ErrorCode.BUFFER_TOO_SMALL:
+                buffers.resize(max(buffers.size.value, 2 * len(buffers.data)))
+            else:  # CLOSED: the end was taken already
+                self.stream.end(self.end_exception)
             return []
         if buffers.count.value == 0:
             return []
         events, messages_only = buffers.decode()
+        if not messages_only and any(isinstance(ev, Ended) for ev in events):
+            self._drop_socket(h)  # Disconnected or Closed: that socket is over
         if self.stream.feed(events, messages_only):
             for ev in reversed(events):
                 if isinstance(ev, Closed):
@@ -190,6 +212,25 @@ class Connection:
                     break
             self.consumer_done()
         return events
+
+    def socket_fd(self, h: int, gen: int) -> int | None:
+        """A descriptor of connection ``gen``'s socket, to wait on between
+        fast polls (None if it is over). Ours: one at a time, closed when
+        the next connection's is made, when the connection ends, and
+        before the handle is freed. Only the polling consumer calls it."""
+        if self._socket is not None and self._socket[0] == gen:
+            return self._socket[1]
+        fd = ctypes.c_int32()
+        if _lib.call(lib.sws_socket_fd, h, gen, ctypes.byref(fd), allow=(ErrorCode.NOT_CONNECTED,)) != ErrorCode.OK:
+            return None
+        self._drop_socket(h)
+        self._socket = (gen, fd.value)
+        return fd.value
+
+    def _drop_socket(self, _h: int) -> None:
+        if self._socket is not None:
+            os.close(self._socket[1])
+            self._socket = None
 
     def gone(self) -> None:
         """The consumer found the handle gone: the stream ends with the end."""
@@ -234,7 +275,8 @@ class Connection:
         raw = reason.encode("utf-8")
         self.stream.end(self.end_exception)
         self._or(None, lambda h: _lib.call(lib.sws_close, h, code, raw, len(raw)))
-        self.consumer_done()
+        if not self.consumer:  # a hub that consumes it (a Group) takes the end itself
+            self.consumer_done()
 
     def state(self) -> str:
         return self._or("closed", lambda h: STATES[self._int32(lib.sws_state, h)])

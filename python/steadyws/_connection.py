@@ -10,28 +10,28 @@ Ctrl-C is seen. Callbacks run on the process's callback thread
 
 from __future__ import annotations
 
-import select
+import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _lib
-from ._abi import HubMode
 from ._callbacks import Lifecycle, opening_number
 from ._conn import Connection, ConnectionInfo
 from ._dispatch import DISPATCHER
 from ._errors import ConnectionClosed, ConnectionClosedOK
-from ._events import Event, Message, thread_buffers
+from ._events import Event, HubEvent, Message, thread_buffers
+from ._group import GroupStream
+from ._hub import Hub
 from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 SLICE = 0.1  # longest wait inside one call, in seconds
-_SPIN = 100e-6  # a blocking poll first spins this long (seconds) before it sleeps
 _CLOSE_GRACE = 1.0  # close() waits this long past the engine's end for on_close
 
 
@@ -58,18 +58,25 @@ def connect(url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
     README documents every option and its default.
     """
     _lib.check_fork()
+    return _open(url, options, 0)[0]
+
+
+def _open(url: str, options: Mapping[str, Any], group: int) -> tuple[WebSocket, Connection]:
+    """Open a connection whose messages go to its receive calls, to
+    on_message, or to the group with hub ``group``."""
     config, callbacks, header_fn = build(url, options)
-    dispatched = callbacks.on_message is not None
+    receiver = callbacks.receiver(grouped=bool(group))
     made: list[WebSocket] = []
 
     def lifecycle(conn: Connection) -> Lifecycle:
-        made.append(WebSocket(_token, conn, dispatched))
+        made.append(WebSocket(_token, conn, receiver))
         return Lifecycle(made[0], conn, callbacks, header_fn)
 
-    mode = HubMode.CONSUME if dispatched else HubMode.OBSERVE
-    conn = DISPATCHER.open(url, config, mode, lifecycle, callbacks.on_close is not None)
+    conn = DISPATCHER.open(
+        url, config, lifecycle, callbacks.on_close is not None, messages=receiver == "on_message", consumer=group
+    )
     _wait_ready(conn)
-    return made[0]
+    return made[0], conn
 
 
 def _wait_ready(conn: Connection) -> None:
@@ -94,16 +101,15 @@ class WebSocket(ConnectionInfo):
     caller.
     """
 
-    def __init__(self, token: object, conn: Connection, dispatched: bool) -> None:
+    def __init__(self, token: object, conn: Connection, receiver: str | None) -> None:
         if token is not _token:
             raise TypeError("use steadyws.connect() to make a WebSocket")
         self._conn = conn
-        self._dispatched = dispatched  # messages go to on_message
+        self._receiver = receiver  # where the messages go if not to recv: on_message, or a Group
         self._poll_lock = threading.Lock()
-        self._waker: select.poll | None = None
         self.url = conn.url
         weakref.finalize(self, conn.abandon).atexit = False  # see Handle
-        if dispatched:
+        if receiver == "on_message":
             conn.consumer_done()  # the callback thread is its consumer
 
     def __repr__(self) -> str:
@@ -144,14 +150,17 @@ class WebSocket(ConnectionInfo):
         attempt.
         """
         self._check_receiver()
-        deadline = _deadline(timeout)
         stream = self._conn.stream
+        message = stream.take_message()
+        if message is not None:
+            return message
+        deadline = _deadline(timeout)
         while True:
+            if not self._pull(deadline):
+                raise TimeoutError(f"no message within {timeout} s")
             message = stream.take_message()
             if message is not None:
                 return message
-            if not self._pull(deadline):
-                raise TimeoutError(f"no message within {timeout} s")
 
     def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[Message]:
         """Return up to ``max_messages`` messages, waiting up to ``timeout``
@@ -192,8 +201,8 @@ class WebSocket(ConnectionInfo):
 
     def _check_receiver(self) -> None:
         _lib.check_fork()
-        if self._dispatched:
-            raise RuntimeError("this connection delivers its messages to on_message; recv() is not available")
+        if self._receiver is not None:
+            raise RuntimeError(f"this connection delivers its messages to {self._receiver}; recv() is not available")
 
     def _pull(self, deadline: float | None) -> bool:
         """Poll the engine once into the stream, waiting up to the deadline
@@ -210,9 +219,11 @@ class WebSocket(ConnectionInfo):
         return deadline is None or time.monotonic() < deadline or not stream.empty()
 
     def _poll(self, wait: float) -> None:
-        """One batch, waiting up to ``wait`` seconds. An empty queue is
-        waited on in the kernel, on the engine's eventfd with the GIL
-        released: the engine's reader wakes this thread directly."""
+        """One batch, waiting up to ``wait`` seconds, in one call: the
+        engine waits on this thread (the GIL released) on its eventfd and,
+        while this consumer holds the socket, on the socket itself; when the
+        socket wakes it, the same call reads the frames here, with no hop
+        through the engine's reader (the fast path: core/turn.go)."""
         conn = self._conn
         try:
             h = conn.acquire()
@@ -220,25 +231,9 @@ class WebSocket(ConnectionInfo):
             conn.gone()
             return
         try:
-            b = thread_buffers()
-            if conn.poll(h, b) or wait <= 0:
-                return
-            spin_until = time.perf_counter() + min(_SPIN, wait)
-            while time.perf_counter() < spin_until:  # a reply that close is cheaper to catch than to wake for
-                if conn.poll(h, b):
-                    return
-            self._wakeup(conn.wakeup_fd(h)).poll(int(wait * 1000))
-            conn.poll(h, b)
+            conn.poll(h, thread_buffers(), math.ceil(wait * 1000), fast=True)
         finally:
             conn.release()
-
-    def _wakeup(self, fd: int) -> select.poll:
-        """A poll object on the engine's wakeup eventfd, made on first use
-        (so connections nobody waits on cost no fd)."""
-        if self._waker is None:
-            self._waker = select.poll()
-            self._waker.register(fd, select.POLLIN)
-        return self._waker
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Wait until the connection has ended for good and its on_close (if
@@ -303,3 +298,133 @@ def _slice(deadline: float | None) -> float:
 def _deadline(timeout: object) -> float | None:
     t = check_timeout("timeout", timeout)
     return None if t is None else time.monotonic() + t
+
+
+class Group:
+    """Many connections, one event stream: every member's messages in arrival
+    order, through one wakeup and one poll.
+
+    ::
+
+        with steadyws.Group() as feeds:
+            btc = feeds.connect(url_btc, on_open=subscribe_btc)
+            for ws, message in feeds:
+                ...
+
+    ``connect`` takes the options of :func:`steadyws.connect` (not
+    ``on_message``); each member keeps its own bounds, overflow policy,
+    heartbeat, reconnect and callbacks (on the callback thread, as ever), and
+    its ``send`` and ``close``, but its messages come from the group. A member
+    that floods holds up another's messages by one batch at most. Leaving the
+    ``with`` block closes every member.
+    """
+
+    def __init__(self) -> None:
+        _lib.check_fork()
+        self._hub = Hub()
+        self._stream: GroupStream[WebSocket] = GroupStream()
+        self._poll_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<steadyws.Group of {len(self._stream.members())}>"
+
+    def connect(self, url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
+        """Open a member (see steadyws.connect) once its on_open returned."""
+        _lib.check_fork()
+        with self._poll_lock:  # its events are known before the next poll
+            ws, conn = _open(url, options, self._hub.value)
+            self._stream.add(conn.consumer, ws, conn)
+        return ws
+
+    @property
+    def members(self) -> list[WebSocket]:
+        """The members that have not ended; ``member.close()`` ends one."""
+        _lib.check_fork()
+        return self._stream.members()
+
+    def recv(self, timeout: float | None = None) -> tuple[WebSocket, Message]:
+        """The next message of any member, and the member: ``(ws, message)``.
+        TimeoutError after ``timeout`` seconds; ConnectionClosedOK once no
+        member is left."""
+        _lib.check_fork()
+        deadline = _deadline(timeout)
+        while True:
+            item = self._stream.take_message()
+            if item is not None:
+                return item
+            if not self._pull(deadline):
+                raise TimeoutError(f"no message within {timeout} s")
+
+    def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[tuple[WebSocket, Message]]:
+        """Up to ``max_messages`` ``(ws, message)`` pairs, waiting up to
+        ``timeout`` for the first; [] if none came."""
+        check_count("max_messages", max_messages)
+        _lib.check_fork()
+        deadline = _deadline(timeout)
+        while True:
+            items = self._stream.take_messages(max_messages)
+            if items or not self._pull(deadline):
+                return items
+
+    def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[tuple[WebSocket, Event]]:
+        """Up to ``max_events`` ``(ws, event)`` pairs: messages and each
+        member's lifecycle events, in order."""
+        check_count("max_events", max_events)
+        _lib.check_fork()
+        deadline = _deadline(timeout)
+        while True:
+            items = self._stream.take_events(max_events)
+            if items or not self._pull(deadline):
+                return items
+
+    def __iter__(self) -> Iterator[tuple[WebSocket, Message]]:
+        """Yield ``(ws, message)`` until no member is left."""
+        try:
+            while True:
+                yield self.recv()
+        except ConnectionClosedOK:
+            return
+
+    def _pull(self, deadline: float | None) -> bool:
+        """Poll the hub once into the stream (one thread at a time), waiting
+        on its eventfd up to the deadline; False once it passed with nothing."""
+        wait = _slice(deadline)
+        stream = self._stream
+        if self._poll_lock.acquire(timeout=max(wait, 0.001)):
+            try:
+                if stream.empty() and not stream.over():
+                    self._poll(wait)
+            finally:
+                self._poll_lock.release()
+        return deadline is None or time.monotonic() < deadline or not stream.empty()
+
+    def _poll(self, wait: float) -> None:
+        hub = self._hub
+        for member in self._stream.owed():
+            hub.ack(member)
+        self._feed(hub.poll(math.ceil(wait * 1000)))
+
+    def _feed(self, runs: list[tuple[int, list[HubEvent]]]) -> bool:
+        for member in self._stream.feed(runs):
+            self._hub.ack(member)
+        return bool(runs)
+
+    def close(self) -> None:
+        """Close every member (with 1000) and wait for their ends; then the
+        group's hub is freed. Idempotent."""
+        _lib.check_fork()
+        conns = self._stream.close_all()
+        for conn in conns:
+            while not conn.closed():
+                conn.wait(int(SLICE * 1000))
+            conn.consumer_done()  # nobody will take its last events
+        self._hub.close()
+
+    def __enter__(self) -> Group:
+        _lib.check_fork()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -43,14 +43,18 @@ class Dispatcher:
         self,
         url: str,
         config: dict[str, Any],
-        mode: int,
         lifecycle: Callable[[Connection], Lifecycle],
         has_on_close: bool,
+        *,
+        messages: bool = False,
+        consumer: int = 0,
     ) -> Connection:
-        """Start a connection in the hub, its callbacks run by ``lifecycle``."""
+        """Start a connection observed by the hub, its callbacks run by
+        ``lifecycle``; with ``messages``, its messages go to on_message here
+        too, else to hub ``consumer`` (0: its own receive calls)."""
         with self._lock:
-            hub = self._start()
-            conn = Connection.open(url, config, hub.value, mode, has_on_close)
+            hub = self._start().value
+            conn = Connection.open(url, config, hub, hub if messages else consumer, has_on_close)
             self._members[conn.member] = lifecycle(conn)
         member = conn.member
 

@@ -130,8 +130,10 @@ class Buffers:
         self.src = (ctypes.c_uint32 * max_events)() if sources else None
         self.count = ctypes.c_int32()
         self.size = ctypes.c_int64()
+        self.gen = ctypes.c_int32()  # a fast poll's connection to wait on (0: none)
         self.count_ref = ctypes.byref(self.count)
         self.size_ref = ctypes.byref(self.size)
+        self.gen_ref = ctypes.byref(self.gen)
         self.resize(data_size)
 
     def resize(self, data_size: int) -> None:
@@ -143,6 +145,8 @@ class Buffers:
         """The last polled batch as Python objects, and whether it holds
         messages only."""
         count, size = self.count.value, self.size.value
+        if count == 1 and self.words[0] == EventKind.TEXT:  # a reply, a quiet feed's next message
+            return [str(self.view[:size], "utf-8")], True
         end = META_WORDS * count
         kinds = self.words[0:end:META_WORDS].tolist()
         if kinds.count(EventKind.TEXT) == count:

@@ -29,18 +29,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _lib
-from ._abi import HubMode
 from ._callbacks import Callbacks, Lifecycle, opening_number, run_async
 from ._conn import Connection, ConnectionInfo
 from ._errors import ConnectionClosed, ConnectionClosedOK
 from ._events import Event, HubEvent, Message, thread_buffers
+from ._group import GroupStream
 from ._hub import Hub
 from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["ConnectOptions", "WebSocket", "connect"]
+__all__ = ["ConnectOptions", "Group", "WebSocket", "connect"]
 
 logger = logging.getLogger("steadyws")
 
@@ -76,7 +76,7 @@ def connect(url: str, **options: Unpack[ConnectOptions]) -> _Connect:
 class _Connect:
     """The awaitable (and async context manager) connect() returns."""
 
-    def __init__(self, url: str, built: tuple[dict[str, Any], Callbacks, Callable[[], Any] | None]) -> None:
+    def __init__(self, url: str, built: Built) -> None:
         self._url, self._built = url, built
         self._ws: WebSocket | None = None
 
@@ -85,21 +85,9 @@ class _Connect:
 
     async def _open(self) -> WebSocket:
         _lib.check_fork()
-        config, callbacks, header_fn = self._built
-        dispatched = callbacks.on_message is not None
-        made: list[WebSocket] = []
-
-        def lifecycle(conn: Connection) -> Lifecycle:
-            return Lifecycle(made[0], conn, callbacks, header_fn)
-
-        def owner(member: Member) -> None:
-            made.append(WebSocket(_token, member, dispatched))
-
-        mode = HubMode.CONSUME if dispatched else HubMode.OBSERVE
-        runner = LoopHub.of(asyncio.get_running_loop())
-        member = runner.open(self._url, config, mode, owner, lifecycle, callbacks.on_close is not None)
+        ws, member = _open(self._url, self._built, 0)
         await _wait_ready(member)
-        return made[0]
+        return ws
 
     async def __aenter__(self) -> WebSocket:
         self._ws = await self._open()
@@ -113,6 +101,29 @@ class _Connect:
 
 
 _token = object()
+
+Built = tuple[dict[str, Any], Callbacks, Callable[[], Any] | None]
+
+
+def _open(url: str, built: Built, group: int) -> tuple[WebSocket, Member]:
+    """Start a connection on the running loop whose messages go to its
+    receive calls, to on_message, or to the group with hub ``group``; it is
+    ready once its member's ``opened`` is set."""
+    config, callbacks, header_fn = built
+    receiver = callbacks.receiver(grouped=bool(group))
+    made: list[WebSocket] = []
+
+    def lifecycle(conn: Connection) -> Lifecycle:
+        return Lifecycle(made[0], conn, callbacks, header_fn)
+
+    def owner(member: Member) -> None:
+        made.append(WebSocket(_token, member, receiver))
+
+    runner = LoopHub.of(asyncio.get_running_loop())
+    member = runner.open(
+        url, config, owner, lifecycle, callbacks.on_close is not None, messages=receiver == "on_message", consumer=group
+    )
+    return made[0], member
 
 
 class Member:
@@ -152,15 +163,18 @@ class LoopHub:
         self,
         url: str,
         config: dict[str, Any],
-        mode: int,
         owner: Callable[[Member], None],
         lifecycle: Callable[[Connection], Lifecycle],
         has_on_close: bool,
+        *,
+        messages: bool = False,
+        consumer: int = 0,
     ) -> Member:
         """Start a connection in the loop's hub: ``owner`` makes the object
         the user holds, ``lifecycle`` the runner of its events. Its events
         wait for the next loop iteration, so both exist by then."""
-        conn = Connection.open(url, config, self._hub.value, mode, has_on_close)
+        hub = self._hub.value
+        conn = Connection.open(url, config, hub, hub if messages else consumer, has_on_close)
         member = Member(conn)
         owner(member)
         member.lifecycle = lifecycle(conn)
@@ -230,17 +244,17 @@ async def _wait_ready(member: Member) -> None:
 class WebSocket(ConnectionInfo):
     """An asyncio client connection. Create it with :func:`connect`."""
 
-    def __init__(self, token: object, member: Member, dispatched: bool) -> None:
+    def __init__(self, token: object, member: Member, receiver: str | None) -> None:
         if token is not _token:
             raise TypeError("use steadyws.aio.connect() to make a WebSocket")
         self._member = member
         self._conn = member.conn
-        self._dispatched = dispatched
-        self._poller: asyncio.Future[None] | None = None  # done when the task polling for all has polled
-        self._fd_ready: asyncio.Future[None] | None = None  # the poller's wait on the eventfd
+        self._receiver = receiver  # where the messages go if not to recv: on_message, or a Group
+        self._turns = _Turns()
+        self._lease = 0  # the connection whose socket this consumer holds (the last fast poll's gen)
         self.url = member.conn.url
         weakref.finalize(self, member.conn.abandon).atexit = False  # see Handle
-        if dispatched:
+        if receiver == "on_message":
             member.conn.consumer_done()  # the loop's hub is its consumer
 
     def __repr__(self) -> str:
@@ -276,26 +290,15 @@ class WebSocket(ConnectionInfo):
 
     def _check_receiver(self) -> None:
         _lib.check_fork()
-        if self._dispatched:
-            raise RuntimeError("this connection delivers its messages to on_message; recv() is not available")
+        if self._receiver is not None:
+            raise RuntimeError(f"this connection delivers its messages to {self._receiver}; recv() is not available")
 
     async def _pull(self) -> None:
         """Poll one batch into the stream, waiting for the eventfd if the
-        engine has nothing. One task polls; the others wait until it has
-        polled (a future it resolves only after clearing itself), then look
-        again."""
+        engine has nothing (one task at a time: see _Turns)."""
         stream = self._conn.stream
-        if not stream.empty() or stream.ended():
-            return
-        if self._poller is not None:
-            await asyncio.shield(self._poller)
-            return
-        poller = self._poller = asyncio.get_running_loop().create_future()
-        try:
-            await self._poll()
-        finally:
-            self._poller = None
-            _resolve(poller)
+        if stream.empty() and not stream.ended():
+            await self._turns.take(self._poll)
 
     async def _poll(self) -> None:
         conn = self._conn
@@ -304,26 +307,26 @@ class WebSocket(ConnectionInfo):
         except ConnectionClosed:
             conn.gone()
             return
-        loop = asyncio.get_running_loop()
         try:
-            if conn.poll(h, thread_buffers()):
-                return
-            fd = conn.wakeup_fd(h)
-            ready = self._fd_ready = loop.create_future()
-            loop.add_reader(fd, _resolve, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
-                self._fd_ready = None
-            conn.poll(h, thread_buffers())
+            # Wait on the eventfd and, while this consumer holds the socket,
+            # on the socket: when the socket wakes the loop, the fast poll
+            # reads the frames right here (see the threaded driver's _poll).
+            if self._lease or not self._fast_poll(h):
+                await self._turns.readable(conn.wakeup_fd(h), conn.socket_fd(h, self._lease) if self._lease else None)
+                self._fast_poll(h)
         finally:
             conn.release()
+
+    def _fast_poll(self, h: int) -> bool:
+        b = thread_buffers()
+        got = self._conn.poll(h, b, fast=True)
+        self._lease = b.gen.value
+        return bool(got)
 
     def _poll_now(self) -> None:
         """Take what the engine has, without waiting (timeout 0)."""
         conn = self._conn
-        if conn.stream.empty() and not conn.stream.ended() and self._poller is None:
+        if conn.stream.empty() and not conn.stream.ended() and not self._turns.busy:
             try:
                 h = conn.acquire()
             except ConnectionClosed:
@@ -336,8 +339,7 @@ class WebSocket(ConnectionInfo):
 
     def _wake(self) -> None:
         """Wake the task waiting on the eventfd (close() was called)."""
-        if self._fd_ready is not None:
-            _resolve(self._fd_ready)
+        self._turns.wake()
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message: str for text, bytes for binary. Raises
@@ -468,6 +470,50 @@ class WebSocket(ConnectionInfo):
         await self.close(1011 if exc_type is not None and not issubclass(exc_type, ConnectionClosed) else 1000)
 
 
+class _Turns:
+    """One task at a time polls for everybody; the others wait until its
+    turn has ended (a future resolved only after the turn cleared itself, so
+    nobody waits on a finished turn), then look again. The polling task
+    waits on an eventfd with add_reader, which wake() ends early."""
+
+    def __init__(self) -> None:
+        self._turn: asyncio.Future[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None
+
+    async def take(self, poll: Callable[[], Awaitable[None]]) -> None:
+        if self._turn is not None:
+            await asyncio.shield(self._turn)
+            return
+        turn = self._turn = asyncio.get_running_loop().create_future()
+        try:
+            await poll()
+        finally:
+            self._turn = None
+            _resolve(turn)
+
+    async def readable(self, fd: int, other: int | None = None) -> None:
+        """Until ``fd`` or ``other`` is readable (or wake())."""
+        loop = asyncio.get_running_loop()
+        ready = self._ready = loop.create_future()
+        fds = (fd,) if other is None else (fd, other)
+        for each in fds:
+            loop.add_reader(each, _resolve, ready)
+        try:
+            await ready
+        finally:
+            for each in fds:
+                loop.remove_reader(each)
+            self._ready = None
+
+    def wake(self) -> None:
+        if self._ready is not None:
+            _resolve(self._ready)
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -481,3 +527,141 @@ async def _with_timeout(aw: Awaitable[Any], timeout: float | None) -> Any:
         return await asyncio.wait_for(aw, t)
     except asyncio.TimeoutError:
         raise TimeoutError(f"no message within {timeout} s") from None
+
+
+class Group:
+    """Many connections, one event stream, on one event loop; see
+    steadyws.Group::
+
+        async with steadyws.aio.Group() as feeds:
+            ws = await feeds.connect(url, on_open=subscribe)
+            async for ws, message in feeds:
+                ...
+
+    The group's hub is waited on with one ``add_reader`` while a consumer
+    waits, and polled only then.
+    """
+
+    def __init__(self) -> None:
+        _lib.check_fork()
+        self._hub = Hub()
+        self._stream: GroupStream[WebSocket] = GroupStream()
+        self._turns = _Turns()
+
+    def __repr__(self) -> str:
+        return f"<steadyws.aio.Group of {len(self._stream.members())}>"
+
+    async def connect(self, url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
+        """Open a member (see steadyws.aio.connect) once its on_open returned."""
+        _lib.check_fork()
+        built = build(url, options)
+        ws, member = _open(url, built, self._hub.value)
+        self._stream.add(member.conn.consumer, ws, member.conn)  # before the group can poll
+        await _wait_ready(member)
+        return ws
+
+    @property
+    def members(self) -> list[WebSocket]:
+        _lib.check_fork()
+        return self._stream.members()
+
+    async def recv(self, timeout: float | None = None) -> tuple[WebSocket, Message]:
+        """The next ``(ws, message)`` of any member; see steadyws.Group.recv."""
+        _lib.check_fork()
+
+        async def one() -> tuple[WebSocket, Message]:
+            while (item := self._stream.take_message()) is None:
+                await self._pull()
+            return item
+
+        if check_timeout("timeout", timeout) == 0:
+            self._poll_now()
+            item = self._stream.take_message()
+            if item is None:
+                raise TimeoutError("no message waiting")
+            return item
+        result: tuple[WebSocket, Message] = await _with_timeout(one(), timeout)
+        return result
+
+    async def recv_batch(
+        self, max_messages: int = 1000, timeout: float | None = None
+    ) -> list[tuple[WebSocket, Message]]:
+        """Up to ``max_messages`` ``(ws, message)`` pairs; [] if none came."""
+        check_count("max_messages", max_messages)
+        return await self._take(lambda: self._stream.take_messages(max_messages), timeout)
+
+    async def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[tuple[WebSocket, Event]]:
+        """Up to ``max_events`` ``(ws, event)`` pairs, lifecycle events too."""
+        check_count("max_events", max_events)
+        return await self._take(lambda: self._stream.take_events(max_events), timeout)
+
+    async def _take(self, take: Callable[[], list[T]], timeout: float | None) -> list[T]:
+        _lib.check_fork()
+        if check_timeout("timeout", timeout) == 0:
+            self._poll_now()
+            return take()
+
+        async def some() -> list[T]:
+            while not (got := take()):
+                await self._pull()
+            return got
+
+        try:
+            result: list[T] = await _with_timeout(some(), timeout)
+        except TimeoutError:
+            return []
+        return result
+
+    def __aiter__(self) -> AsyncIterator[tuple[WebSocket, Message]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[tuple[WebSocket, Message]]:
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    async def _pull(self) -> None:
+        if self._stream.empty() and not self._stream.over():
+            await self._turns.take(self._poll)
+
+    def _feed(self, runs: list[tuple[int, list[HubEvent]]]) -> bool:
+        for member in self._stream.feed(runs):
+            self._hub.ack(member)
+        return bool(runs)
+
+    def _poll_now(self) -> bool:
+        for member in self._stream.owed():
+            self._hub.ack(member)
+        return self._feed(self._hub.poll(0))
+
+    async def _poll(self) -> None:
+        if self._poll_now():
+            return
+        handle = self._hub.handle
+        handle.acquire()  # the fd lives until release
+        try:
+            await self._turns.readable(self._hub.wakeup_fd())
+        finally:
+            handle.release()
+        self._feed(self._hub.poll(0))
+
+    async def close(self) -> None:
+        """Close every member and wait for their ends; then free the group's hub."""
+        _lib.check_fork()
+        conns = self._stream.close_all()
+        for conn in conns:
+            while not conn.closed():
+                await asyncio.sleep(0.01)
+            conn.consumer_done()
+        self._hub.close()
+
+    async def __aenter__(self) -> Group:
+        _lib.check_fork()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

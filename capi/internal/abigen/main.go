@@ -214,7 +214,7 @@ options and the exports' signatures.
 			b.WriteString(")\n")
 		default:
 			base := "enum.IntEnum"
-			if e.Name == "sws_send_flags" {
+			if e.Name == "sws_send_flags" || e.Name == "sws_poll_flags" {
 				base = "enum.IntFlag"
 			}
 			fmt.Fprintf(&b, "\n\nclass %s(%s):\n    \"\"\"%s (enum %s)\"\"\"\n\n", pyClass(e.Name), base, e.Doc, e.Name)

@@ -1,0 +1,128 @@
+"""Many connections, one event stream: what steadyws.Group and
+steadyws.aio.Group share.
+
+A group owns a hub in the engine that consumes its members' event streams:
+one wakeup and one poll bring the messages of many members, in the order
+they arrived, each member handing out at most one batch per poll (so a
+member that floods holds up the others by one batch at most) and getting no
+more until the group has delivered it. The members' callbacks still run on
+the callback thread (or the loop), as for any connection: the group only
+takes their messages and events.
+
+:class:`GroupStream` is the sans-I/O part, like EventStream for one
+connection: the (member, event) pairs polled and not yet delivered, the
+members, and the batches owed back to the hub.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+from ._conn import Connection
+from ._errors import ConnectionClosedOK
+from ._events import Closed, Event, HubEvent, Message, Opened, is_message
+
+W = TypeVar("W")  # the member type: steadyws.WebSocket or steadyws.aio.WebSocket
+
+
+class GroupStream(Generic[W]):
+    """The members of a group and their events in arrival order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._members: dict[int, tuple[W, Connection]] = {}  # by consumer member id
+        self._items: deque[tuple[W, Event]] = deque()
+        self._owed: list[int] = []  # members whose batch is out: ack them once it is delivered
+
+    def add(self, member: int, ws: W, conn: Connection) -> None:
+        with self._lock:
+            self._members[member] = (ws, conn)
+
+    def members(self) -> list[W]:
+        """The members that have not ended."""
+        with self._lock:
+            return [ws for ws, _ in self._members.values()]
+
+    def close_all(self) -> list[Connection]:
+        """Start closing every member (with 1000); the connections, for the
+        driver to wait on."""
+        with self._lock:
+            conns = [conn for _, conn in self._members.values()]
+        for conn in conns:
+            conn.begin_close(1000, "")
+        return conns
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def owed(self) -> list[int]:
+        """The members to acknowledge before the next poll: everything they
+        gave has been delivered (the stream is empty)."""
+        with self._lock:
+            owed, self._owed = self._owed, []
+        return owed
+
+    def feed(self, runs: Iterable[tuple[int, list[HubEvent]]]) -> list[int]:
+        """Queue a hub poll's runs; the members it does not know (yet, or
+        any more), which the caller acknowledges at once."""
+        unknown = []
+        with self._lock:
+            for member, events in runs:
+                entry = self._members.get(member)
+                if entry is None:
+                    unknown.append(member)
+                    continue
+                self._owed.append(member)
+                ws, conn = entry
+                for ev in events:
+                    if isinstance(ev, Opened) and ev.connection == 1:
+                        continue  # connect() waited for it
+                    if isinstance(ev, Closed):
+                        conn.record_end(ev)
+                        conn.consumer_done()
+                        del self._members[member]
+                    self._items.append((ws, ev))  # type: ignore[arg-type]
+        return unknown
+
+    def take_message(self) -> tuple[W, Message] | None:
+        """The next message and its member; None if none is waiting; raises
+        once the group has no members and nothing is left."""
+        with self._lock:
+            while self._items:
+                ws, item = self._items.popleft()
+                if is_message(item):
+                    return ws, item  # type: ignore[return-value]
+            self._raise_if_over()
+            return None
+
+    def take_messages(self, limit: int) -> list[tuple[W, Message]]:
+        with self._lock:
+            out: list[tuple[W, Message]] = []
+            while self._items and len(out) < limit:
+                ws, item = self._items.popleft()
+                if is_message(item):
+                    out.append((ws, item))  # type: ignore[arg-type]
+            if not out:
+                self._raise_if_over()
+            return out
+
+    def take_events(self, limit: int) -> list[tuple[W, Event]]:
+        with self._lock:
+            out: list[tuple[W, Event]] = []
+            while self._items and len(out) < limit:
+                out.append(self._items.popleft())
+            if not out:
+                self._raise_if_over()
+            return out
+
+    def over(self) -> bool:
+        """No member is left and everything was delivered."""
+        with self._lock:
+            return not self._members and not self._items
+
+    def _raise_if_over(self) -> None:
+        if not self._members and not self._items:
+            raise ConnectionClosedOK(1000, "", "the group has no connections left")
