@@ -95,8 +95,10 @@ func (cn *conn) awaitFrame() error {
 			if cn.src.Buffered() > 0 {
 				return nil
 			}
-			if ready, err := cn.probe(); ready || err != nil {
-				return err
+			if cn.net != cn.raw { // TLS may hold decrypted bytes the socket no longer shows
+				if ready, err := cn.probe(); ready || err != nil {
+					return err
+				}
 			}
 			t.idle()
 		}
