@@ -132,7 +132,8 @@ func TestHandlesOfTheWrongKind(t *testing.T) {
 		t.Fatalf("send on a hub: %d %q", rc, errText(&e))
 	}
 	h := connectTo(t, "ws://127.0.0.1:1/")
-	if rc := sws_hub_ack(h, 1, errPtr(&e)); rc != codeBad {
+	one := uint32(1)
+	if rc := sws_hub_ack(h, ptr(&one), 1, errPtr(&e)); rc != codeBad {
 		t.Fatalf("hub_ack on a connection: %d", rc)
 	}
 }
@@ -413,8 +414,13 @@ func TestHubThroughTheExports(t *testing.T) {
 	if rc != codeOK || n != 1 || core.EventKind(meta[0]) != core.EventOpen || int32(src[0]) != member {
 		t.Fatalf("hub poll: rc %d n %d meta %v src %v", rc, n, meta[:4], src[:1])
 	}
-	if rc := sws_hub_ack(hub, member, nil); rc != codeOK {
+	ids := []uint32{uint32(member)}
+	if rc := sws_hub_ack(hub, ptr(&ids[0]), 1, nil); rc != codeOK {
 		t.Fatal(rc)
+	}
+	var e cError
+	if rc := sws_hub_ack(hub, nil, 2, errPtr(&e)); rc != codeInvalid || !strings.Contains(errText(&e), "members") {
+		t.Fatalf("hub_ack without ids: %d %q", rc, errText(&e))
 	}
 	sws_close(h, 1000, nil, 0, nil)
 	rc = sws_hub_poll(hub, ptr(&meta[0]), ptr(&src[0]), 8, cbytes(data), 256, 8, 5000, ptr(&n), ptr(&size), nil)

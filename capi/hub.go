@@ -48,23 +48,43 @@ func sws_hub_poll(hub int64, meta, src unsafe.Pointer, maxEvents int32, data uns
 		e.pollMu.Lock()
 		defer e.pollMu.Unlock()
 		events, from := e.events(int(maxEvents))
-		n, need, err := e.hub.Poll(events, from, len(out.data), int(perMember), time.Duration(timeout)*time.Millisecond)
+		n, need, err := e.hubPoll(events, from, len(out.data), int(perMember), time.Duration(timeout)*time.Millisecond)
 		copy(ids, from[:n])
 		return out.fill(events, n, need, err)
 	})
 }
 
-// sws_hub_ack tells the hub that member's last batch was handled: its
-// messages stop counting against its bounds and it may get more.
+// hubPoll polls the hub; waiting, it waits in the kernel on the hub's
+// eventfd (made on first use), as sws_poll does on a connection's.
+func (e *entry) hubPoll(events []core.Event, from []uint32, maxBytes, perMember int, wait time.Duration) (n, need int, err error) {
+	if wait <= 0 {
+		return e.hub.Poll(events, from, maxBytes, perMember, 0)
+	}
+	fd, err := e.wakeupFD(func(s core.Signal) { e.hub.SetSignal(s) })
+	if err != nil {
+		return 0, 0, err
+	}
+	return e.hub.PollWait(events, from, maxBytes, perMember, wait, int(fd))
+}
+
+// sws_hub_ack tells the hub that the last batches of the count members in
+// members (uint32 ids) were handled: their messages stop counting against
+// their bounds and they may get more. One call for every member a poll
+// served.
 //
 //export sws_hub_ack
-func sws_hub_ack(hub int64, member int32, errp unsafe.Pointer) int32 {
+func sws_hub_ack(hub int64, members unsafe.Pointer, count int32, errp unsafe.Pointer) int32 {
 	return guard(errp, func() error {
 		e, err := lookup(hub, kindHub)
 		if err != nil {
 			return err
 		}
-		e.hub.Ack(uint32(member))
+		if count < 0 || (count > 0 && members == nil) {
+			return invalid("members", "need count >= 0 ids")
+		}
+		if count > 0 {
+			e.hub.Ack(unsafe.Slice((*uint32)(members), count)...)
+		}
 		return nil
 	})
 }

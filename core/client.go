@@ -359,7 +359,8 @@ func (c *Client) Poll(dst []Event, maxBytes int, timeout time.Duration) (n, need
 func (c *Client) SetSignal(s Signal) { c.q.setSignal(s) }
 
 // SetNotify installs f, called from an engine goroutine whenever the queue
-// goes from empty to non-empty. f must return quickly.
+// goes from empty to non-empty (and once at once if events wait already).
+// f must return quickly.
 func (c *Client) SetNotify(f func()) { c.q.setNotify(f) }
 
 // Close starts the close handshake (RFC 6455 7.1.2) with code and reason and

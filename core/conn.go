@@ -38,6 +38,7 @@ type conn struct {
 	firstClose  atomic.Int32 // the Side that sent the first close frame
 
 	arena   arena     // message buffers; the reader's alone
+	burst   []Event   // readBurst's batch, kept for the next burst
 	inflate *inflater // permessage-deflate state, nil unless negotiated
 
 	// Liveness, for the heartbeat.
@@ -68,7 +69,10 @@ func newConn(c *Client, d *dialed) *conn {
 		writeMu: make(chan struct{}, 1), dead: make(chan struct{}), settled: make(chan struct{}),
 	}
 	cn.spill = spillerOf(d.raw)
-	if sock := fastSocketOf(d.raw); sock != nil {
+	// The fast path (turn.go) is for a client that its own consumer polls;
+	// a hub's members are read by their reader goroutines alone, which is
+	// cheaper when nobody waits on one connection in particular.
+	if sock := fastSocketOf(d.raw); sock != nil && c.consumer.Load() == nil {
 		cn.turn = newTurn(sock, watchFor(c.s.PingTimeout))
 	}
 	cn.rd = cn.newFrameReader()

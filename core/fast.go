@@ -95,8 +95,16 @@ func (c *Client) waitFor(signal, gen int, d time.Duration) {
 			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 		}
 	}
+	pollFDs(fds, d)
+}
+
+// pollFDs waits in poll(2), on the calling thread, until one of fds is
+// readable or d passes. A thread that blocks in the kernel is woken by the
+// kernel: no goroutine hand-off to the locked thread of a C caller, which
+// costs two context switches more. EINTR: the caller looks and comes back.
+func pollFDs(fds []unix.PollFd, d time.Duration) {
 	ms := int((d + time.Millisecond - 1) / time.Millisecond)
-	_, _ = unix.Poll(fds, ms) // EINTR: the caller polls and comes back
+	_, _ = unix.Poll(fds, ms)
 }
 
 // readableConn is the open connection and its number, if any.

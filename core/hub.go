@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"golang.org/x/sys/unix"
 	"sync"
 	"time"
 )
@@ -236,6 +237,20 @@ func (h *Hub) levelLocked() {
 // moves up to len(dst) events into dst, at most perMember from each member
 // and as many as fit in maxBytes of data; src[i] is the member of dst[i].
 // If the first event alone needs more than maxBytes, it returns need.
+// PollWait is Poll that waits in poll(2) on signal, a descriptor readable
+// while members have events (the hub's Signal): see pollFDs.
+func (h *Hub) PollWait(dst []Event, src []uint32, maxBytes, perMember int, timeout time.Duration, signal int) (n, need int, err error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, need, err = h.Poll(dst, src, maxBytes, perMember, 0)
+		left := time.Until(deadline)
+		if n > 0 || need > 0 || err != nil || left <= 0 {
+			return n, need, err
+		}
+		pollFDs([]unix.PollFd{{Fd: int32(signal), Events: unix.POLLIN}}, left)
+	}
+}
+
 func (h *Hub) Poll(dst []Event, src []uint32, maxBytes, perMember int, timeout time.Duration) (n, need int, err error) {
 	if !h.wait(timeout) {
 		if h.isClosed() {
@@ -302,27 +317,34 @@ func (m *member) takeLocked(dst []Event, maxBytes int) (n, size, need int) {
 	return n, size, need
 }
 
-// Ack tells the hub that member id's last batch was handled: its messages
-// stop counting against its client's bounds, and it may have more.
-func (h *Hub) Ack(id uint32) {
+// Ack tells the hub that the last batches of members ids were handled:
+// their messages stop counting against their clients' bounds, and they
+// may have more.
+func (h *Hub) Ack(ids ...uint32) {
 	h.mu.Lock()
-	m, ok := h.members[id]
-	if !ok || m.state != memberBusy {
-		h.mu.Unlock()
-		return
-	}
-	m.state = memberIdle
-	if m.consume {
-		m.client.q.release()
-	}
 	woke := false
-	if len(m.inbox) > 0 || (m.consume && m.client.q.ready()) {
-		woke = h.readyLocked(m)
+	for _, id := range ids {
+		woke = h.ackLocked(id) || woke
 	}
 	h.mu.Unlock()
 	if woke {
 		poke(h.notEmpty)
 	}
+}
+
+func (h *Hub) ackLocked(id uint32) bool {
+	m, ok := h.members[id]
+	if !ok || m.state != memberBusy {
+		return false
+	}
+	m.state = memberIdle
+	if m.consume {
+		m.client.q.release()
+	}
+	if len(m.inbox) > 0 || (m.consume && m.client.q.ready()) {
+		return h.readyLocked(m)
+	}
+	return false
 }
 
 func (h *Hub) wait(timeout time.Duration) bool {

@@ -102,6 +102,7 @@ type queue struct {
 	maxBytes int64
 	policy   Overflow
 	highMark int
+	peak     int // the most messages queued since the queue was last empty with a big ring
 	dropped  int64
 	refusing bool          // after a local close: messages are dropped, not queued
 	closed   bool          // no more events will come
@@ -195,35 +196,64 @@ func (q *queue) hasRoom(size int) bool {
 // wait. err is errQueueOverflow under OverflowClose.
 func (q *queue) tryPut(ev Event) (ok, wait bool, err error) {
 	q.mu.Lock()
+	ok, wait, ready, err := q.tryPutLocked(ev)
+	q.unlockNotify(ready)
+	return ok, wait, err
+}
+
+// tryPutMany is tryPut for messages in a row, under one lock and with one
+// notification: it stops at the first that must wait or fails, and
+// reports how many it handled (queued or dropped by the policy).
+func (q *queue) tryPutMany(evs []Event) (handled int, wait bool, err error) {
+	q.mu.Lock()
+	becameReady := false
+	for _, ev := range evs {
+		_, w, ready, e := q.tryPutLocked(ev)
+		becameReady = becameReady || ready
+		if w || e != nil {
+			wait, err = w, e
+			break
+		}
+		handled++
+	}
+	q.unlockNotify(becameReady)
+	return handled, wait, err
+}
+
+func (q *queue) tryPutLocked(ev Event) (ok, wait, becameReady bool, err error) {
 	switch {
 	case q.refusing || q.closed:
 		q.dropLocked(1)
-		q.unlockNotify(false)
-		return false, false, nil
+		return false, false, false, nil
 	case q.fitsLocked(len(ev.Data)):
-		q.unlockNotify(q.pushLocked(ev))
-		return true, false, nil
+		return true, false, q.pushLocked(ev), nil
 	}
 	switch q.policy {
 	case OverflowDropNewest:
-		q.unlockNotify(q.dropLocked(1))
-		return false, false, nil
+		return false, false, q.dropLocked(1), nil
 	case OverflowDropOldest:
 		for !q.fitsLocked(len(ev.Data)) && q.n > 0 {
 			q.evictOldestLocked()
 		}
 		if !q.fitsLocked(len(ev.Data)) { // the consumer's batch holds the whole bound
-			q.unlockNotify(q.dropLocked(1))
-			return false, false, nil
+			return false, false, q.dropLocked(1), nil
 		}
-		q.unlockNotify(q.pushLocked(ev))
-		return true, false, nil
+		return true, false, q.pushLocked(ev), nil
 	case OverflowClose:
-		q.unlockNotify(false)
-		return false, false, errQueueOverflow
+		return false, false, false, errQueueOverflow
 	}
-	q.unlockNotify(false)
-	return false, true, nil
+	return false, true, false, nil
+}
+
+// room is how many messages, and bytes, fit now without waiting or
+// dropping.
+func (q *queue) room() (n int, bytes int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.refusing || q.closed {
+		return 0, 0
+	}
+	return max(q.max-q.n-q.lentN, 0), max(q.maxBytes-q.bytes-q.lentBytes, 0)
 }
 
 // put queues a message under OverflowBlock, waiting while the queue is
@@ -275,6 +305,7 @@ func (q *queue) pushLocked(ev Event) (wasEmpty bool) {
 	q.n++
 	q.bytes += int64(len(ev.Data))
 	q.highMark = max(q.highMark, q.n+q.lentN)
+	q.peak = max(q.peak, q.n)
 	q.checkHighWaterLocked()
 	q.setLocked(wasEmpty)
 	return wasEmpty
@@ -549,7 +580,12 @@ func (q *queue) afterTakeLocked() {
 		q.raised = false
 	}
 	if q.n == 0 && len(q.ring) > 1024 {
-		q.ring, q.head = nil, 0 // a burst is over: give its memory back
+		// Bursts are over once the last one reached a quarter of the
+		// ring: give its memory back (but keep it through a flood).
+		if 4*q.peak < len(q.ring) {
+			q.ring, q.head = nil, 0
+		}
+		q.peak = 0
 	}
 }
 
@@ -622,10 +658,16 @@ func (q *queue) setSignal(s Signal) {
 	}
 }
 
+// setNotify installs f; if events wait already, f is called once now, so
+// that one installed after the queue became non-empty is not left waiting.
 func (q *queue) setNotify(f func()) {
 	q.mu.Lock()
 	q.notify = f
+	waiting := !q.emptyLocked()
 	q.mu.Unlock()
+	if waiting && f != nil {
+		f()
+	}
 }
 
 func (q *queue) setWatcher(f func()) {

@@ -174,7 +174,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "sws_close": ("i64", "i32", "ptr", "i64", "ptr"),
     "sws_connect": ("ptr", "i64", "i64", "i64", "ptr", "ptr", "ptr", "ptr"),
     "sws_free": ("i64", "ptr"),
-    "sws_hub_ack": ("i64", "i32", "ptr"),
+    "sws_hub_ack": ("i64", "ptr", "i32", "ptr"),
     "sws_hub_new": ("ptr", "ptr"),
     "sws_hub_poll": ("i64", "ptr", "ptr", "i32", "ptr", "i64", "i32", "i32", "ptr", "ptr", "ptr"),
     "sws_hub_wakeup_fd": ("i64", "ptr", "ptr"),

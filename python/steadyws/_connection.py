@@ -23,7 +23,7 @@ from ._callbacks import Lifecycle, opening_number
 from ._conn import Connection, ConnectionInfo
 from ._dispatch import DISPATCHER
 from ._errors import ConnectionClosed, ConnectionClosedOK
-from ._events import Event, HubEvent, Message, thread_buffers
+from ._events import Event, Message, thread_buffers
 from ._group import GroupStream
 from ._hub import Hub
 from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
@@ -400,14 +400,8 @@ class Group:
 
     def _poll(self, wait: float) -> None:
         hub = self._hub
-        for member in self._stream.owed():
-            hub.ack(member)
-        self._feed(hub.poll(math.ceil(wait * 1000)))
-
-    def _feed(self, runs: list[tuple[int, list[HubEvent]]]) -> bool:
-        for member in self._stream.feed(runs):
-            self._hub.ack(member)
-        return bool(runs)
+        hub.ack(self._stream.owed())
+        hub.ack(self._stream.feed(hub.poll(math.ceil(wait * 1000))))
 
     def close(self) -> None:
         """Close every member (with 1000) and wait for their ends; then the

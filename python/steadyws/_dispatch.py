@@ -103,7 +103,7 @@ class Dispatcher:
             except BaseException:  # noqa: BLE001 - a bug here must not wedge the other connections
                 logger.exception("steadyws: the events of a connection failed")
             finally:
-                hub.ack(member)
+                hub.ack((member,))
             if lifecycle is not None and lifecycle.conn.finished.is_set():
                 self._forget(member)
 

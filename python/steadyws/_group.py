@@ -19,12 +19,14 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice, repeat
 from typing import Generic, TypeVar
 
 from ._conn import Connection
 from ._errors import ConnectionClosedOK
 from ._events import Closed, Event, HubEvent, Message, Opened, is_message
 
+_MESSAGE_TYPES = {str, bytes}
 W = TypeVar("W")  # the member type: steadyws.WebSocket or steadyws.aio.WebSocket
 
 
@@ -35,6 +37,7 @@ class GroupStream(Generic[W]):
         self._lock = threading.Lock()
         self._members: dict[int, tuple[W, Connection]] = {}  # by consumer member id
         self._items: deque[tuple[W, Event]] = deque()
+        self._lifecycle = 0  # items that are not messages
         self._owed: list[int] = []  # members whose batch is out: ack them once it is delivered
 
     def add(self, member: int, ws: W, conn: Connection) -> None:
@@ -67,7 +70,8 @@ class GroupStream(Generic[W]):
 
     def feed(self, runs: Iterable[tuple[int, list[HubEvent]]]) -> list[int]:
         """Queue a hub poll's runs; the members it does not know (yet, or
-        any more), which the caller acknowledges at once."""
+        any more), which the caller acknowledges at once. A run of messages
+        only, the common case, is queued without a loop in Python."""
         unknown = []
         with self._lock:
             for member, events in runs:
@@ -76,16 +80,24 @@ class GroupStream(Generic[W]):
                     unknown.append(member)
                     continue
                 self._owed.append(member)
-                ws, conn = entry
-                for ev in events:
-                    if isinstance(ev, Opened) and ev.connection == 1:
-                        continue  # connect() waited for it
-                    if isinstance(ev, Closed):
-                        conn.record_end(ev)
-                        conn.consumer_done()
-                        del self._members[member]
-                    self._items.append((ws, ev))  # type: ignore[arg-type]
+                if set(map(type, events)) <= _MESSAGE_TYPES:
+                    self._items.extend(zip(repeat(entry[0]), events))  # type: ignore[arg-type]
+                else:
+                    self._feed_events(member, entry, events)
         return unknown
+
+    def _feed_events(self, member: int, entry: tuple[W, Connection], events: list[HubEvent]) -> None:
+        ws, conn = entry
+        for ev in events:
+            if isinstance(ev, Opened) and ev.connection == 1:
+                continue  # connect() waited for it
+            if isinstance(ev, Closed):
+                conn.record_end(ev)
+                conn.consumer_done()
+                del self._members[member]
+            if not is_message(ev):
+                self._lifecycle += 1
+            self._items.append((ws, ev))  # type: ignore[arg-type]
 
     def take_message(self) -> tuple[W, Message] | None:
         """The next message and its member; None if none is waiting; raises
@@ -95,25 +107,38 @@ class GroupStream(Generic[W]):
                 ws, item = self._items.popleft()
                 if is_message(item):
                     return ws, item  # type: ignore[return-value]
+                self._lifecycle -= 1
             self._raise_if_over()
             return None
 
     def take_messages(self, limit: int) -> list[tuple[W, Message]]:
         with self._lock:
-            out: list[tuple[W, Message]] = []
-            while self._items and len(out) < limit:
-                ws, item = self._items.popleft()
-                if is_message(item):
-                    out.append((ws, item))  # type: ignore[arg-type]
+            items = self._items
+            out: list[tuple[W, Message]]
+            if self._lifecycle == 0 and len(items) <= limit:  # messages only: no loop in Python
+                out = list(items)  # type: ignore[arg-type]
+                items.clear()
+            elif self._lifecycle == 0:
+                out = [items.popleft() for _ in range(limit)]  # type: ignore[misc]
+            else:
+                out = []
+                while items and len(out) < limit:
+                    ws, item = items.popleft()
+                    if is_message(item):
+                        out.append((ws, item))  # type: ignore[arg-type]
+                    else:
+                        self._lifecycle -= 1
             if not out:
                 self._raise_if_over()
             return out
 
     def take_events(self, limit: int) -> list[tuple[W, Event]]:
         with self._lock:
-            out: list[tuple[W, Event]] = []
-            while self._items and len(out) < limit:
-                out.append(self._items.popleft())
+            out = list(islice(self._items, limit))
+            for _ in out:
+                ws, item = self._items.popleft()
+                if not is_message(item):
+                    self._lifecycle -= 1
             if not out:
                 self._raise_if_over()
             return out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
+from itertools import groupby
 
 from . import _lib
 from ._abi import ErrorCode
@@ -47,22 +49,28 @@ class Hub:
         if rc != ErrorCode.OK or b.count.value == 0:
             return []
         events, _ = b.decode()
+        # Each member's events come as one run: cut the batch at the changes
+        # of member, per run rather than per event.
         runs: list[tuple[int, list[HubEvent]]] = []
-        for member, event in zip(b.sources(), events, strict=True):
-            if runs and runs[-1][0] == member:
-                runs[-1][1].append(event)
-            else:
-                runs.append((member, [event]))
+        start = 0
+        for member, same in groupby(b.sources()):
+            end = start + len(list(same))
+            runs.append((member, events[start:end]))
+            start = end
         return runs
 
-    def ack(self, member: int) -> None:
-        """Member's run was handled: it may get more."""
+    def ack(self, members: Sequence[int]) -> None:
+        """The runs of ``members`` were handled: they may get more (one call
+        for all of them)."""
+        if not members:
+            return
+        ids = (ctypes.c_uint32 * len(members))(*members)
         try:
             h = self.handle.acquire()
         except HandleClosed:
             return
         try:
-            _lib.call(lib.sws_hub_ack, h, member)
+            _lib.call(lib.sws_hub_ack, h, ids, len(members))
         finally:
             self.handle.release()
 

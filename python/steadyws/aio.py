@@ -197,7 +197,7 @@ class LoopHub:
             with self._lock:
                 member = self._members.get(member_id)
             if member is None:
-                self._hub.ack(member_id)
+                self._hub.ack((member_id,))
                 continue
             member.pending.extend(events)
             if member.task is None:
@@ -215,7 +215,7 @@ class LoopHub:
             logger.exception("%s: the events of the connection failed", member.conn.url)
         finally:
             member.task = None
-            self._hub.ack(member_id)
+            self._hub.ack((member_id,))
             if member.conn.finished.is_set():
                 member.finished.set()
                 self._forget(member_id)
@@ -627,13 +627,11 @@ class Group:
             await self._turns.take(self._poll)
 
     def _feed(self, runs: list[tuple[int, list[HubEvent]]]) -> bool:
-        for member in self._stream.feed(runs):
-            self._hub.ack(member)
+        self._hub.ack(self._stream.feed(runs))
         return bool(runs)
 
     def _poll_now(self) -> bool:
-        for member in self._stream.owed():
-            self._hub.ack(member)
+        self._hub.ack(self._stream.owed())
         return self._feed(self._hub.poll(0))
 
     async def _poll(self) -> None:

@@ -4,7 +4,7 @@
     /idle                     nothing; answers pings and the close handshake
 
 One ticker writes to every /rate connection, so 1,000 connections cost one
-timer, not 1,000.
+timer, not 1,000; it spreads the writes over each tick.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import urllib.parse
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TICK = 0.1
+SLICES = 20
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
@@ -83,11 +84,17 @@ class Conn(asyncio.Protocol):
 
 
 async def ticker() -> None:
+    """Every TICK, a chunk to every /rate connection, spread over the tick:
+    a slice of the connections every TICK / SLICES, so that arrivals are
+    spread out in time as a real fan-in's are, not one burst."""
+    turn = 0
     while True:
-        await asyncio.sleep(TICK)
-        for conn, chunk in list(Conn.rate.items()):
+        await asyncio.sleep(TICK / SLICES)
+        conns = list(Conn.rate.items())
+        for conn, chunk in conns[turn % SLICES :: SLICES]:
             if conn.t.get_write_buffer_size() < 1 << 20:  # a slow client gets no more
                 conn.t.write(chunk)
+        turn += 1
 
 
 async def main() -> None:
