@@ -412,6 +412,7 @@ class Group:
             while not conn.closed():
                 conn.wait(int(SLICE * 1000))
             conn.consumer_done()  # nobody will take its last events
+            self._stream.closed(conn)
         self._hub.close()
 
     def __enter__(self) -> Group:

@@ -39,6 +39,7 @@ class GroupStream(Generic[W]):
         self._items: deque[tuple[W, Event]] = deque()
         self._lifecycle = 0  # items that are not messages
         self._owed: list[int] = []  # members whose batch is out: ack them once it is delivered
+        self._closing: list[Connection] = []  # closed by close_all(), not yet ended
 
     def add(self, member: int, ws: W, conn: Connection) -> None:
         with self._lock:
@@ -50,13 +51,23 @@ class GroupStream(Generic[W]):
             return [ws for ws, _ in self._members.values()]
 
     def close_all(self) -> list[Connection]:
-        """Start closing every member (with 1000); the connections, for the
-        driver to wait on."""
+        """Start closing every member (with 1000), which leaves the group;
+        the connections, for the driver to wait on."""
         with self._lock:
-            conns = [conn for _, conn in self._members.values()]
+            self._closing.extend(conn for _, conn in self._members.values())
+            self._members.clear()
+            self._items.clear()
+            self._lifecycle = 0
+            conns = list(self._closing)  # with those of a close() that was interrupted
         for conn in conns:
             conn.begin_close(1000, "")
         return conns
+
+    def closed(self, conn: Connection) -> None:
+        """A member that close_all() closed has ended: the group is done with it."""
+        with self._lock:
+            if conn in self._closing:
+                self._closing.remove(conn)
 
     def empty(self) -> bool:
         return not self._items

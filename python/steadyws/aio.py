@@ -653,6 +653,7 @@ class Group:
             while not conn.closed():
                 await asyncio.sleep(0.01)
             conn.consumer_done()
+            self._stream.closed(conn)
         self._hub.close()
 
     async def __aenter__(self) -> Group:
