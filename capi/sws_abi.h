@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define SWS_ABI_VERSION 2
+#define SWS_ABI_VERSION 3
 
 // Every function returns one of these; 0 is OK.
 enum sws_code {

@@ -40,7 +40,7 @@ from ._events import Closed, Disconnected, Ended, Opened, QueueWarning, Reconnec
 from ._lib import runtime_stats
 from ._options import Backoff, Options
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Backoff",

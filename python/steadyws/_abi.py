@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 class ErrorCode(enum.IntEnum):
