@@ -22,11 +22,13 @@ type Hub struct {
 	mu       sync.Mutex
 	members  map[uint32]*member
 	next     uint32
-	ready    []*member // members with events, each once, oldest first
+	ready    []*member // members with events, each once, by stamp (arrival order)
+	seq      uint64    // the last stamp given
 	closed   bool
 	notEmpty chan struct{}
 	done     chan struct{}
 	signal   Signal
+	raised   bool // what the signal was last set to
 }
 
 type memberState int
@@ -47,6 +49,7 @@ type member struct {
 
 	// Guarded by hub.mu.
 	state memberState
+	stamp uint64  // when its oldest event not handed out arrived (0: none waits)
 	inbox []Event // lifecycle copies (observers) and header requests
 	lost  int64   // inbox events dropped past maxLifecycle
 }
@@ -152,6 +155,7 @@ func (m *member) control(ev Event) {
 		m.dropOldestLocked()
 	}
 	m.inbox = append(m.inbox, ev)
+	h.stampLocked(m)
 	woke := h.readyLocked(m)
 	h.mu.Unlock()
 	if woke {
@@ -201,6 +205,7 @@ func (h *Hub) wake(m *member) {
 	h.mu.Lock()
 	woke := false
 	if m.state != memberGone {
+		h.stampLocked(m) // also while its batch is out: it keeps its place in the order
 		woke = h.readyLocked(m)
 	}
 	h.mu.Unlock()
@@ -209,24 +214,44 @@ func (h *Hub) wake(m *member) {
 	}
 }
 
-// readyLocked queues an idle member; it reports whether the hub went from
-// nothing to hand out to something.
+// stampLocked marks when a member's oldest waiting event arrived, so that
+// members are handed out in the order their events arrived, also when one
+// of them got events while its batch was out.
+func (h *Hub) stampLocked(m *member) {
+	if m.stamp == 0 {
+		h.seq++
+		m.stamp = h.seq
+	}
+}
+
+// readyLocked queues an idle member in stamp order (almost always at the
+// end); it reports whether the hub went from nothing to hand out to
+// something.
 func (h *Hub) readyLocked(m *member) bool {
 	if m.state != memberIdle {
 		return false
 	}
+	h.stampLocked(m)
 	m.state = memberReady
+	i := len(h.ready)
 	h.ready = append(h.ready, m)
+	for ; i > 0 && h.ready[i-1].stamp > m.stamp; i-- {
+		h.ready[i] = h.ready[i-1]
+	}
+	h.ready[i] = m
 	h.levelLocked()
 	return len(h.ready) == 1
 }
 
-// levelLocked sets the signal to whether members are ready.
+// levelLocked sets the signal to whether members are ready, touching it
+// (a system call) only when that changes.
 func (h *Hub) levelLocked() {
-	if h.signal == nil {
+	want := len(h.ready) > 0
+	if h.signal == nil || want == h.raised {
 		return
 	}
-	if len(h.ready) > 0 {
+	h.raised = want
+	if want {
 		h.signal.Set()
 	} else {
 		h.signal.Clear()
@@ -276,9 +301,11 @@ func (h *Hub) Poll(dst []Event, src []uint32, maxBytes, perMember int, timeout t
 		}
 		n, size = n+k, size+sz
 		h.ready = h.ready[1:]
-		m.state = memberBusy
+		m.state, m.stamp = memberBusy, 0
 		if k == 0 { // nothing after all: a drained queue
 			m.state = memberIdle
+		} else if m.hasMore() { // the rest of a flood arrived before anything stamped from now on
+			h.stampLocked(m)
 		}
 	}
 	h.levelLocked()
@@ -341,10 +368,15 @@ func (h *Hub) ackLocked(id uint32) bool {
 	if m.consume {
 		m.client.q.release()
 	}
-	if len(m.inbox) > 0 || (m.consume && m.client.q.ready()) {
+	if m.hasMore() {
 		return h.readyLocked(m)
 	}
 	return false
+}
+
+// hasMore reports whether the member has events to hand out.
+func (m *member) hasMore() bool {
+	return len(m.inbox) > 0 || (m.consume && m.client.q.ready())
 }
 
 func (h *Hub) wait(timeout time.Duration) bool {
@@ -367,7 +399,10 @@ func (h *Hub) isClosed() bool {
 func (h *Hub) SetSignal(s Signal) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.signal = s
+	h.signal, h.raised = s, false
+	if s != nil {
+		s.Clear()
+	}
 	h.levelLocked()
 }
 

@@ -2,6 +2,7 @@ package core
 
 import (
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +166,53 @@ func TestHubConsumersTakeTurns(t *testing.T) {
 		}
 	}
 	t.Fatal("the quiet member's message never came")
+}
+
+// countingSignal counts the calls a hub makes to its signal.
+type countingSignal struct{ sets, clears int }
+
+func (s *countingSignal) Set()   { s.sets++ }
+func (s *countingSignal) Clear() { s.clears++ }
+
+// TestHubHandsOutInArrivalOrder: a member that got an event while its
+// batch was out comes before a member whose event came later, and the
+// signal is touched only when the hub goes from empty to not and back.
+func TestHubHandsOutInArrivalOrder(t *testing.T) {
+	hub := NewHub()
+	defer hub.Close()
+	sig := &countingSignal{}
+	hub.SetSignal(sig)
+	var ms [2]*member
+	for i := range ms {
+		c, err := NewClient(Options{URL: "ws://127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := hub.Attach(c, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = hub.members[id]
+	}
+	a, b := ms[0], ms[1]
+	dst, src := make([]Event, 8), make([]uint32, 8)
+	a.control(Event{Kind: EventWarning, Data: []byte("a1")})
+	if n, _, _ := hub.Poll(dst, src, 1<<20, 8, 0); n != 1 || string(dst[0].Data) != "a1" {
+		t.Fatalf("first poll: %d events %v", n, dst[:n])
+	}
+	a.control(Event{Kind: EventWarning, Data: []byte("a2")}) // while a's batch is out
+	b.control(Event{Kind: EventWarning, Data: []byte("b1")})
+	b.control(Event{Kind: EventWarning, Data: []byte("b2")})
+	hub.Ack(a.id)
+	n, _, _ := hub.Poll(dst, src, 1<<20, 8, 0)
+	var got []string
+	for _, ev := range dst[:n] {
+		got = append(got, string(ev.Data))
+	}
+	if want := []string{"a2", "b1", "b2"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	if sig.sets != 2 || sig.clears != 3 { // SetSignal's clear, then set and cleared by each poll
+		t.Fatalf("signal set %d and cleared %d times, want 2 and 3", sig.sets, sig.clears)
+	}
 }

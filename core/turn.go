@@ -52,6 +52,7 @@ type turn struct {
 	stash  error         // what the consumer met that ends the connection, for the reader to return
 	kicked bool          // the idle reader goroutine's wait was interrupted (see give)
 	over   bool          // the connection has ended: no consumer takes the turn again
+	closed bool          // a close is under way (recall): the reader goroutine reads to the end
 	watch  time.Duration
 	sock   fastSocket
 }
@@ -163,7 +164,7 @@ func (t *turn) lapse(seen uint64) (took bool, calls uint64) {
 func (t *turn) take() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.over || (t.state != turnIdle && t.state != turnLeased) {
+	if t.over || t.closed || (t.state != turnIdle && t.state != turnLeased) {
 		return false
 	}
 	t.state = turnConsumer
@@ -178,11 +179,14 @@ func (t *turn) leased() bool {
 	return t.state == turnLeased && !t.over
 }
 
-// recall hands a leased turn back to the reader goroutine at once: a close
-// handshake must not wait for a look at the socket.
+// recall hands a leased turn back to the reader goroutine at once, and
+// for good: a close handshake must not wait for a look at the socket, nor
+// for a consumer that stopped calling once the queue refused more (a call
+// in progress hands the turn back when it ends: give).
 func (t *turn) recall() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.closed = true
 	switch {
 	case t.state != turnLeased:
 	case t.parked:
@@ -208,7 +212,7 @@ func (t *turn) give(look bool, err error) {
 	case t.over: // the call outlived the connection: its descriptor goes now
 		t.state = turnReader
 		t.sock.closeConsumerFD()
-	case !look && err == nil:
+	case !look && err == nil && !t.closed:
 		t.state = turnLeased
 	case t.parked:
 		t.parked, t.state = false, turnReader

@@ -12,21 +12,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
-import os
-import select
-import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import steadyws
-from helpers import outcome_of
+from helpers import fork_problem, in_child, outcome_of
 from steadyws.testing import Server
 
-BOUND = 1.0  # seconds a call may take in the child before it counts as a hang (the spec's "within a second")
-KILL_AFTER = 5.0  # seconds the parent waits for a child's report before it kills it
 DUNDERS = ("__enter__", "__exit__", "__aenter__", "__aexit__", "__iter__", "__aiter__")
 
 # How to call the members we know; any other member is called with arguments guessed from its signature.
@@ -99,64 +92,6 @@ def public_members(cls: type) -> dict[str, tuple[str, Callable[[Any], Any]]]:
     return out
 
 
-def in_child(action: Callable[[], Any]) -> dict[str, Any]:
-    """Run ``action`` in a forked child; return its report: what it raised, and how long it took."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, then leave without running any of the parent's cleanup
-        try:
-            os.close(read_fd)
-            started = time.monotonic()
-            report: dict[str, Any] = {"raised": None, "message": ""}
-            try:
-                result = action()
-                if inspect.isawaitable(result):  # a coroutine method: run it on a fresh loop
-                    loop = asyncio.new_event_loop()
-                    try:
-                        loop.run_until_complete(result)
-                    finally:
-                        loop.close()
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                report = {"raised": type(exc).__name__, "message": str(exc)[:300]}
-            report["elapsed"] = time.monotonic() - started
-            os.write(write_fd, json.dumps(report).encode())
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    try:
-        data = b""
-        deadline = time.monotonic() + KILL_AFTER
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([read_fd], [], [], left)
-            if not ready:
-                break
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(read_fd)
-    done, _ = os.waitpid(pid, os.WNOHANG)
-    if not done:
-        if not data:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    if not data:
-        return {"raised": "HANG", "message": f"no report within {KILL_AFTER} s", "elapsed": KILL_AFTER}
-    report = json.loads(data)
-    assert isinstance(report, dict)
-    return report
-
-
-def verdict(report: dict[str, Any]) -> str | None:
-    """None if the child saw RuntimeError mentioning fork within the bound, else what went wrong."""
-    if report["raised"] != "RuntimeError" or "fork" not in report["message"].lower():
-        return f"{report['raised'] or 'returned normally'}: {report['message']}"
-    if report["elapsed"] >= BOUND:
-        return f"RuntimeError after {report['elapsed']:.2f} s"
-    return None
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Python 3.12+ warns about fork() with threads
 def test_every_public_member_refuses_in_a_forked_child(steadyws_server: Server) -> None:
     """With a live WebSocket, a live aio.WebSocket (made on the parent's loop) and a live testing.Server,
@@ -177,7 +112,7 @@ def test_every_public_member_refuses_in_a_forked_child(steadyws_server: Server) 
             for name, (kind, call) in members.items():
                 key = f"{label}.{name}" + ("" if kind == "property" else "()")
                 walked.append(key)
-                problem = verdict(in_child(functools.partial(call, obj)))
+                problem = fork_problem(in_child(functools.partial(call, obj)))
                 if problem:
                     failures[key] = problem
             report = in_child(functools.partial(repr, obj))
@@ -190,7 +125,7 @@ def test_every_public_member_refuses_in_a_forked_child(steadyws_server: Server) 
         }
         for key, function in functions.items():
             walked.append(key)
-            problem = verdict(in_child(function))
+            problem = fork_problem(in_child(function))
             if problem:
                 failures[key] = problem
         # The parent is untouched by its children (0.1.0's children even wrote to the parent's sockets).

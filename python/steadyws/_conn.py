@@ -227,6 +227,11 @@ class Connection:
         self._socket = (gen, fd.value)
         return fd.value
 
+    def drop_socket(self) -> None:
+        """Close the descriptor socket_fd gave, if any: its socket is over.
+        Only on the polling consumer's thread (or loop), between polls."""
+        self._drop_socket(0)
+
     def _drop_socket(self, _h: int) -> None:
         if self._socket is not None:
             os.close(self._socket[1])

@@ -58,12 +58,15 @@ def connect(url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
     README documents every option and its default.
     """
     _lib.check_fork()
-    return _open(url, options, 0)[0]
+    ws, conn = _open(url, options, 0)
+    _wait_ready(conn)
+    return ws
 
 
 def _open(url: str, options: Mapping[str, Any], group: int) -> tuple[WebSocket, Connection]:
-    """Open a connection whose messages go to its receive calls, to
-    on_message, or to the group with hub ``group``."""
+    """Start a connection whose messages go to its receive calls, to
+    on_message, or to the group with hub ``group``; it is ready once
+    _wait_ready returned."""
     config, callbacks, header_fn = build(url, options)
     receiver = callbacks.receiver(grouped=bool(group))
     made: list[WebSocket] = []
@@ -75,7 +78,6 @@ def _open(url: str, options: Mapping[str, Any], group: int) -> tuple[WebSocket, 
     conn = DISPATCHER.open(
         url, config, lifecycle, callbacks.on_close is not None, messages=receiver == "on_message", consumer=group
     )
-    _wait_ready(conn)
     return made[0], conn
 
 
@@ -331,10 +333,19 @@ class Group:
     def connect(self, url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
         """Open a member (see steadyws.connect) once its on_open returned."""
         _lib.check_fork()
-        with self._poll_lock:  # its events are known before the next poll
-            ws, conn = _open(url, options, self._hub.value)
-            self._stream.add(conn.consumer, ws, conn)
+        ws, conn = _open(url, options, self._group_hub())
+        self._stream.add(conn.consumer, ws, conn)  # the group keeps what it polled of it meanwhile
+        try:
+            _wait_ready(conn)
+        except BaseException:
+            self._stream.discard(conn.consumer, ws)
+            raise
         return ws
+
+    def _group_hub(self) -> int:
+        if self._hub.handle.freed:
+            raise RuntimeError("the group is closed")
+        return self._hub.value
 
     @property
     def members(self) -> list[WebSocket]:
@@ -407,12 +418,9 @@ class Group:
         """Close every member (with 1000) and wait for their ends; then the
         group's hub is freed. Idempotent."""
         _lib.check_fork()
-        conns = self._stream.close_all()
-        for conn in conns:
-            while not conn.closed():
-                conn.wait(int(SLICE * 1000))
-            conn.consumer_done()  # nobody will take its last events
-            self._stream.closed(conn)
+        for ws, conn in self._stream.close_all():
+            ws.wait_closed()
+            self._stream.finished(conn)
         self._hub.close()
 
     def __enter__(self) -> Group:

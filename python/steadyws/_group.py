@@ -39,35 +39,55 @@ class GroupStream(Generic[W]):
         self._items: deque[tuple[W, Event]] = deque()
         self._lifecycle = 0  # items that are not messages
         self._owed: list[int] = []  # members whose batch is out: ack them once it is delivered
-        self._closing: list[Connection] = []  # closed by close_all(), not yet ended
+        self._leaving: dict[int, tuple[W, Connection]] = {}  # closed by close_all(), not yet finished
+        self._left: set[int] = set()  # discarded before their end was polled
+        self._early: dict[int, list[list[HubEvent]]] = {}  # polled before add(): at most one batch each
 
     def add(self, member: int, ws: W, conn: Connection) -> None:
+        """A member joins; what the group polled of it before is queued now."""
         with self._lock:
             self._members[member] = (ws, conn)
+            early = self._early.pop(member, [])
+        self.feed((member, events) for events in early)  # owed like any run: acknowledged once delivered
+
+    def discard(self, member: int, ws: W) -> None:
+        """A member that never opened leaves, with whatever it gave (its
+        end, usually): the caller raised how it ended."""
+        with self._lock:
+            if self._members.pop(member, None) is not None:
+                self._left.add(member)  # its end was not polled yet: acknowledge what comes
+            self._early.pop(member, None)
+            kept = [item for item in self._items if item[0] is not ws]
+            if len(kept) != len(self._items):
+                self._items = deque(kept)
+                self._lifecycle = sum(not is_message(ev) for _, ev in kept)
 
     def members(self) -> list[W]:
-        """The members that have not ended."""
+        """The members that have not ended, nor been closed."""
         with self._lock:
-            return [ws for ws, _ in self._members.values()]
+            return [ws for ws, conn in self._members.values() if conn.close_info() is None]
 
-    def close_all(self) -> list[Connection]:
+    def close_all(self) -> list[tuple[W, Connection]]:
         """Start closing every member (with 1000), which leaves the group;
-        the connections, for the driver to wait on."""
+        the members, for the driver to wait on, then to hand to finished()."""
         with self._lock:
-            self._closing.extend(conn for _, conn in self._members.values())
+            self._leaving.update(self._members)
             self._members.clear()
             self._items.clear()
             self._lifecycle = 0
-            conns = list(self._closing)  # with those of a close() that was interrupted
-        for conn in conns:
+            self._early.clear()
+            self._left.clear()
+            closing = list(self._leaving.values())  # with those of a close() that was interrupted
+        for _, conn in closing:
             conn.begin_close(1000, "")
-        return conns
+        return closing
 
-    def closed(self, conn: Connection) -> None:
-        """A member that close_all() closed has ended: the group is done with it."""
+    def finished(self, conn: Connection) -> None:
+        """A member that close_all() closed has ended: nobody will take its
+        last events, and the group is done with it."""
+        conn.consumer_done()
         with self._lock:
-            if conn in self._closing:
-                self._closing.remove(conn)
+            self._leaving.pop(conn.consumer, None)
 
     def empty(self) -> bool:
         return not self._items
@@ -80,15 +100,22 @@ class GroupStream(Generic[W]):
         return owed
 
     def feed(self, runs: Iterable[tuple[int, list[HubEvent]]]) -> list[int]:
-        """Queue a hub poll's runs; the members it does not know (yet, or
-        any more), which the caller acknowledges at once. A run of messages
-        only, the common case, is queued without a loop in Python."""
+        """Queue a hub poll's runs; the members that left the group, which
+        the caller acknowledges at once. A run of messages only, the common
+        case, is queued without a loop in Python. The run of a member not
+        added yet waits for add(), unacknowledged (so the hub gives it no
+        more meanwhile)."""
         unknown = []
         with self._lock:
             for member, events in runs:
                 entry = self._members.get(member)
                 if entry is None:
-                    unknown.append(member)
+                    if member in self._leaving or member in self._left:
+                        unknown.append(member)
+                        if any(isinstance(ev, Closed) for ev in events):
+                            self._left.discard(member)  # nothing follows an end
+                    else:
+                        self._early.setdefault(member, []).append(events)
                     continue
                 self._owed.append(member)
                 if set(map(type, events)) <= _MESSAGE_TYPES:

@@ -20,6 +20,7 @@ previous callback. Every callback gets the ``steadyws.aio.WebSocket``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import weakref
@@ -32,7 +33,7 @@ from . import _lib
 from ._callbacks import Callbacks, Lifecycle, opening_number, run_async
 from ._conn import Connection, ConnectionInfo
 from ._errors import ConnectionClosed, ConnectionClosedOK
-from ._events import Event, HubEvent, Message, thread_buffers
+from ._events import Ended, Event, HubEvent, Message, thread_buffers
 from ._group import GroupStream
 from ._hub import Hub
 from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
@@ -45,6 +46,7 @@ __all__ = ["ConnectOptions", "Group", "WebSocket", "connect"]
 logger = logging.getLogger("steadyws")
 
 _SEND_RETRY = (0.001, 0.05)  # first and longest wait for a socket that takes no more data
+_AFTER_END = 1.0  # how long a closing group waits for the loop's hub to run a member's end
 T = TypeVar("T")
 
 
@@ -137,6 +139,7 @@ class Member:
         self.task: asyncio.Task[None] | None = None
         self.opened = asyncio.Event()  # first connection ready, or ended before
         self.finished = asyncio.Event()  # the end was seen and on_close returned
+        self.ended: Callable[[], None] = lambda: None  # a socket is over (Disconnected, Closed)
 
 
 class LoopHub:
@@ -152,7 +155,7 @@ class LoopHub:
         return hub
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self._loop = weakref.ref(loop)  # _loops holds this hub: a strong reference would keep the loop forever
         self._hub = Hub()
         self._lock = threading.RLock()  # a finalizer may forget a member, on any thread
         self._members: dict[int, Member] = {}
@@ -201,14 +204,17 @@ class LoopHub:
                 continue
             member.pending.extend(events)
             if member.task is None:
-                member.task = self._loop.create_task(self._run(member_id, member))
+                member.task = asyncio.get_running_loop().create_task(self._run(member_id, member))
 
     async def _run(self, member_id: int, member: Member) -> None:
         """Run a member's events in order, awaiting async callbacks; then
         let the hub hand out its next run."""
         try:
             while member.pending:
-                await run_async(member.lifecycle, member.pending.popleft())
+                ev = member.pending.popleft()
+                await run_async(member.lifecycle, ev)
+                if isinstance(ev, Ended):
+                    member.ended()
                 if member.conn.opened.is_set():
                     member.opened.set()
         except Exception:  # noqa: BLE001 - a bug here must not wedge the connection
@@ -226,7 +232,9 @@ class LoopHub:
             idle = not self._members
         if idle and not self.closed:
             self.closed = True
-            self._loop.remove_reader(self._hub.wakeup_fd())
+            loop = self._loop()
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(self._hub.wakeup_fd())
             self._hub.close()
 
 
@@ -250,8 +258,15 @@ class WebSocket(ConnectionInfo):
         self._member = member
         self._conn = member.conn
         self._receiver = receiver  # where the messages go if not to recv: on_message, or a Group
-        self._turns = _Turns()
+        self._turns = turns = _Turns()
         self._lease = 0  # the connection whose socket this consumer holds (the last fast poll's gen)
+        conn = member.conn
+
+        def ended() -> None:  # no descriptor outlives its socket, also while nobody receives
+            if not turns.busy:  # else the polling task sees the end itself, and drops it then
+                conn.drop_socket()
+
+        member.ended = ended
         self.url = member.conn.url
         weakref.finalize(self, member.conn.abandon).atexit = False  # see Handle
         if receiver == "on_message":
@@ -546,6 +561,7 @@ class Group:
         _lib.check_fork()
         self._hub = Hub()
         self._stream: GroupStream[WebSocket] = GroupStream()
+        self._finished: dict[Connection, asyncio.Event] = {}  # each member's Member.finished
         self._turns = _Turns()
 
     def __repr__(self) -> str:
@@ -555,9 +571,17 @@ class Group:
         """Open a member (see steadyws.aio.connect) once its on_open returned."""
         _lib.check_fork()
         built = build(url, options)
+        if self._hub.handle.freed:
+            raise RuntimeError("the group is closed")
         ws, member = _open(url, built, self._hub.value)
         self._stream.add(member.conn.consumer, ws, member.conn)  # before the group can poll
-        await _wait_ready(member)
+        self._finished[member.conn] = member.finished
+        try:
+            await _wait_ready(member)
+        except BaseException:
+            self._stream.discard(member.conn.consumer, ws)
+            del self._finished[member.conn]
+            raise
         return ws
 
     @property
@@ -648,12 +672,13 @@ class Group:
     async def close(self) -> None:
         """Close every member and wait for their ends; then free the group's hub."""
         _lib.check_fork()
-        conns = self._stream.close_all()
-        for conn in conns:
-            while not conn.closed():
-                await asyncio.sleep(0.01)
-            conn.consumer_done()
-            self._stream.closed(conn)
+        for ws, conn in self._stream.close_all():
+            await ws.wait_closed()
+            finished = self._finished.pop(conn, None)
+            if finished is not None:  # the loop's hub has run its end (on_close or not)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(finished.wait(), _AFTER_END)
+            self._stream.finished(conn)
         self._hub.close()
 
     async def __aenter__(self) -> Group:
