@@ -3,8 +3,6 @@ package core
 import (
 	"errors"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // PollFlags modify a poll. Values are part of the ABI.
@@ -85,26 +83,17 @@ func (c *Client) PollWait(dst []Event, maxBytes int, timeout time.Duration, sign
 // waitFor waits until signal or, if the caller still holds connection
 // gen's turn, its socket is readable, or d passes.
 func (c *Client) waitFor(signal, gen int, d time.Duration) {
-	fds := []unix.PollFd{{Fd: int32(signal), Events: unix.POLLIN}}
+	fds := []int{signal}
 	if cn, num := c.readableConn(); gen != 0 && num == gen && cn.turn.take() {
 		// Holding the turn for the wait: the socket's descriptor stays
 		// open (turn.end waits for the give), and the reader goroutine
 		// leaves the socket to us.
 		defer cn.turn.give(false, nil)
 		if fd, err := cn.turn.sock.consumerFD(); err == nil {
-			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+			fds = append(fds, fd)
 		}
 	}
 	pollFDs(fds, d)
-}
-
-// pollFDs waits in poll(2), on the calling thread, until one of fds is
-// readable or d passes. A thread that blocks in the kernel is woken by the
-// kernel: no goroutine hand-off to the locked thread of a C caller, which
-// costs two context switches more. EINTR: the caller looks and comes back.
-func pollFDs(fds []unix.PollFd, d time.Duration) {
-	ms := int((d + time.Millisecond - 1) / time.Millisecond)
-	_, _ = unix.Poll(fds, ms)
 }
 
 // readableConn is the open connection and its number, if any.

@@ -2,7 +2,6 @@ package core
 
 import (
 	"errors"
-	"golang.org/x/sys/unix"
 	"sync"
 	"time"
 )
@@ -272,7 +271,7 @@ func (h *Hub) PollWait(dst []Event, src []uint32, maxBytes, perMember int, timeo
 		if n > 0 || need > 0 || err != nil || left <= 0 {
 			return n, need, err
 		}
-		pollFDs([]unix.PollFd{{Fd: int32(signal), Events: unix.POLLIN}}, left)
+		pollFDs([]int{signal}, left)
 	}
 }
 

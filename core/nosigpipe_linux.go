@@ -76,13 +76,6 @@ func fastSocketOf(c net.Conn) fastSocket {
 // and bufio take it as the temporary error it is.
 var errWouldBlock = &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 
-// The read modes of a socket (see setReadMode).
-const (
-	readWaiting  = iota // Read waits for bytes, as usual
-	readProbe           // Read does not wait (the reader goroutine's probe)
-	readConsumer        // Read does not wait, through a descriptor of the consumer's (see dupForReads)
-)
-
 func (c *sigpipeSafeConn) Read(p []byte) (int, error) {
 	switch c.readMode.Load() {
 	case readProbe:

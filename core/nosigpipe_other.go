@@ -1,11 +1,11 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package core
 
 import "net"
 
-// noSigPipe is a no-op off Linux, where SO_NOSIGPIPE would be the
-// equivalent (issue: portable source). The library is built for Linux.
+// noSigPipe is a no-op off Linux and macOS (Windows has no SIGPIPE). The
+// library is built for Linux; see "Platforms" in the README.
 func noSigPipe(c net.Conn) (net.Conn, error) { return c, nil }
 
 // spillerOf: no non-blocking writes off Linux; writeNoWait blocks.

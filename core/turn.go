@@ -84,6 +84,13 @@ type fastSocket interface {
 	consumerFD() (int, error)     // the consumer's own descriptor (made on first use), while it holds the turn
 }
 
+// The read modes of a socket of a fastSocket (see setReadMode).
+const (
+	readWaiting  = iota // Read waits for bytes, as usual
+	readProbe           // Read does not wait (the reader goroutine's probe)
+	readConsumer        // Read does not wait, through a descriptor of the consumer's (see dupForReads)
+)
+
 // wouldBlock reports a read that found nothing (see errWouldBlock).
 func wouldBlock(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
