@@ -81,6 +81,9 @@ var optionTable = []Option{
 		codec: intCodec{DefaultMaxQueueBytes, func(o *Options) *int64 { return &o.MaxQueueBytes }}},
 	{Name: "overflow", Kind: KindString, Default: `"block"`,
 		Doc: "what a full queue does: block, drop_oldest, drop_newest or close", codec: overflowCodec{}},
+	{Name: "decode_text", Kind: KindBool, Default: "True",
+		Doc:   "text messages as str; False: as bytes (still checked as UTF-8), for parsers that take bytes",
+		codec: notCodec{func(o *Options) *bool { return &o.TextAsBytes }}},
 	{Name: "busy_poll", Kind: KindSeconds, Max: MaxBusyPoll.Seconds(), Default: "0.0",
 		Doc:   "seconds a waiting receive keeps polling the socket before it sleeps: a core for microseconds",
 		codec: secondsCodec{0, func(o *Options) *time.Duration { return &o.BusyPoll }}},
@@ -377,6 +380,21 @@ func (c boolCodec) decode(opt *Option, o *Options, v jsonValue) error {
 }
 
 func (boolCodec) apply(*Option, *Options) error { return nil }
+
+// notCodec is a bool option stored negated, so that its default (True)
+// is the zero value of Options.
+type notCodec struct{ field func(*Options) *bool }
+
+func (c notCodec) decode(opt *Option, o *Options, v jsonValue) error {
+	b, ok := v.bool()
+	if !ok {
+		return opt.wrong(v)
+	}
+	*c.field(o) = !b
+	return nil
+}
+
+func (notCodec) apply(*Option, *Options) error { return nil }
 
 type stringCodec struct{ field func(*Options) *string }
 

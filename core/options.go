@@ -149,6 +149,12 @@ type Options struct {
 	// idle connection costs no CPU. At most MaxBusyPoll.
 	BusyPoll time.Duration
 
+	// TextAsBytes delivers text messages as EventBinary, after the UTF-8
+	// check (the option decode_text=False): a consumer that parses bytes
+	// (orjson, msgspec) skips a decode, and the engine skips counting code
+	// points.
+	TextAsBytes bool
+
 	// PingInterval is the time between our pings. NoTimeout disables the
 	// heartbeat. Defaults to 20 s.
 	PingInterval time.Duration

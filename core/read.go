@@ -218,6 +218,7 @@ func (cn *conn) readBurst(consumer bool) (int, error) {
 	}
 	buf := cn.burstBuffer()
 	batch, off, size := cn.burst[:0], 0, int64(0)
+	asBytes := cn.client.s.TextAsBytes
 	for len(batch) < limit {
 		payload, op, total := smallFrame(buf[off:], cn.client.s.MaxMessageSize)
 		if total == 0 || (roomBytes >= 0 && size+int64(len(payload)) > roomBytes) {
@@ -229,7 +230,9 @@ func (cn *conn) readBurst(consumer bool) (int, error) {
 			if !ok {
 				break // readFrame fails it with 1007
 			}
-			ev.Kind, ev.Runes = EventText, runes
+			if !asBytes {
+				ev.Kind, ev.Runes = EventText, runes
+			}
 		}
 		ev.Data = cn.arena.alloc(len(payload))
 		copy(ev.Data, payload)
@@ -323,7 +326,7 @@ func (cn *conn) readMessage(rd *wsutil.Reader, hdr ws.Header) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	return makeMessage(hdr.OpCode, buf, incremental)
+	return makeMessage(hdr.OpCode, buf, incremental, cn.client.s.TextAsBytes)
 }
 
 // readCompressed inflates a compressed message (RFC 7692 7.2.2), checking
@@ -351,7 +354,7 @@ func (cn *conn) readCompressed(rd *wsutil.Reader, hdr ws.Header) (Event, error) 
 		}
 	}
 	cn.inflate.inflated(buf)
-	return makeMessage(hdr.OpCode, buf, incremental)
+	return makeMessage(hdr.OpCode, buf, incremental, cn.client.s.TextAsBytes)
 }
 
 // eofReader remembers whether its reader reached EOF: reading a wsutil
@@ -370,14 +373,18 @@ func (e *eofReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// makeMessage checks text for UTF-8 (RFC 6455 8.1) and makes the event.
-func makeMessage(op ws.OpCode, buf []byte, incremental *wsutil.UTF8Reader) (Event, error) {
+// makeMessage checks text for UTF-8 (RFC 6455 8.1) and makes the event:
+// text, or with asBytes (decode_text=False) binary.
+func makeMessage(op ws.OpCode, buf []byte, incremental *wsutil.UTF8Reader, asBytes bool) (Event, error) {
 	if op != ws.OpText {
 		return Event{Kind: EventBinary, Data: buf}, nil
 	}
 	runes, ok := textRunes(buf)
 	if !ok || (incremental != nil && !incremental.Valid()) {
 		return Event{}, errInvalidUTF8
+	}
+	if asBytes {
+		return Event{Kind: EventBinary, Data: buf}, nil
 	}
 	return Event{Kind: EventText, Data: buf, Runes: runes}, nil
 }

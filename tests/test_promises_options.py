@@ -169,6 +169,8 @@ WRONG_TYPES: list[tuple[str, dict[str, Any]]] = [
     ("max_queue_bytes", {"max_queue_bytes": 1024.0}),
     ("max_handshake_size", {"max_handshake_size": "64k"}),
     ("overflow", {"overflow": 1}),
+    ("decode_text", {"decode_text": "no"}),
+    ("busy_poll", {"busy_poll": "1ms"}),
     ("ca_file", {"ca_file": 42}),
     ("cert_file", {"cert_file": 42, "key_file": "client.pem"}),
     ("key_file", {"cert_file": "client.pem", "key_file": 42}),

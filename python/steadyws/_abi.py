@@ -141,6 +141,7 @@ OPTIONS = {
     "max_queue": Option("int", "1024", "", "inbound messages buffered for the consumer", False),
     "max_queue_bytes": Option("int", "64 << 20", "", "bytes of inbound messages buffered for the consumer", False),
     "overflow": Option("str", "\"block\"", "", "what a full queue does: block, drop_oldest, drop_newest or close", False),
+    "decode_text": Option("bool", "True", "", "text messages as str; False: as bytes (still checked as UTF-8), for parsers that take bytes", False),
     "busy_poll": Option("seconds", "0.0", "", "seconds a waiting receive keeps polling the socket before it sleeps: a core for microseconds", False),
     "max_handshake_size": Option("int", "64 << 10", "", "largest HTTP response to the opening handshake (or a proxy's) in bytes", False),
     "compression": Option("str", "None", "off", "\"deflate\" offers permessage-deflate for what the server sends", False),

@@ -41,6 +41,7 @@ class Options(TypedDict, total=False):
     max_queue: int
     max_queue_bytes: int
     overflow: Overflow
+    decode_text: bool
     busy_poll: float
     max_handshake_size: int
     compression: Literal["deflate"] | None

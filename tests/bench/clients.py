@@ -57,10 +57,10 @@ class Flood:
 # -- steadyws -----------------------------------------------------------------
 
 
-def steadyws_flood(url: str, n: int) -> Result:
+def steadyws_flood(url: str, n: int, **options: Any) -> Result:
     import steadyws
 
-    with steadyws.connect(url, reconnect=False) as ws:
+    with steadyws.connect(url, reconnect=False, **options) as ws:
         got, clock = 0, Flood()
         while got < n:
             batch = ws.recv_batch(100_000)
@@ -383,6 +383,7 @@ def run_async(coro: Any, loop: str) -> Any:
 FLOOD: dict[str, Callable[[str, int], Result]] = {
     "steadyws": steadyws_flood,
     "steadyws (bytes)": steadyws_flood,
+    "steadyws (text as bytes)": lambda url, n: steadyws_flood(url, n, decode_text=False),
     "picows+uvloop": lambda u, n: run_async(picows_flood(u, n), "uvloop"),
     "websockets": lambda u, n: run_async(websockets_flood_async(u, n), "asyncio"),
     "websockets+uvloop": lambda u, n: run_async(websockets_flood_async(u, n), "uvloop"),

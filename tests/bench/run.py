@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-FAST = ("steadyws", "steadyws (bytes)", "picows+uvloop")
+FAST = ("steadyws", "steadyws (bytes)", "steadyws (text as bytes)", "picows+uvloop")
 LOADS = {"quiet": 0, "one core busy": 1, "both cores busy": 2}
 PICOWS = "picows+uvloop"
 
@@ -195,7 +195,7 @@ def markdown(res: dict[str, Any]) -> str:
         "|---|---:|---:|---:|",
     ]
     for name, f in res["flood"].items():
-        s = res["stall"].get(name.split("+")[0], {}) if name != "steadyws (bytes)" else {}
+        s = res["stall"].get(name.split("+")[0], {}) if not name.startswith("steadyws (") else {}
         lines.append(
             f"| {name} | {_cell(f.get('msgs_per_s'), ',.0f')} | {_cell(f.get('cpu_us_per_msg'), '.2f')} "
             f"| {_cell(s.get('peak_rss_mib'), '.0f')} |"
