@@ -53,10 +53,11 @@ func stopServer(s *testserver.Server) error {
 
 // sws_server_start starts a test server on 127.0.0.1 and a free port; free
 // it with sws_free. max_message_size (1 B-1 GiB), max_received (messages
-// kept for sws_server_recv) and max_clients (1-2^24 each) bound it.
+// kept for sws_server_recv) and max_clients (1-2^24 each) bound it; with
+// expire_after_ms > 0 it closes each connection (1001) at that age.
 //
 //export sws_server_start
-func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32, outHandle unsafe.Pointer, errp unsafe.Pointer) int32 {
+func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32, expireAfterMs int64, outHandle unsafe.Pointer, errp unsafe.Pointer) int32 {
 	return guard(errp, func() error {
 		if outHandle == nil {
 			return invalid("out_handle", "NULL pointer")
@@ -68,9 +69,12 @@ func sws_server_start(maxMessageSize int64, maxReceived int32, maxClients int32,
 			return invalid("max_received", "must be between 1 and 16,777,216")
 		case maxClients < 1 || maxClients > 1<<24:
 			return invalid("max_clients", "must be between 1 and 16,777,216")
+		case expireAfterMs < 0 || expireAfterMs > 86_400_000*365:
+			return invalid("expire_after", "must be between 0 (never) and 365 days")
 		}
 		s, err := testserver.Start(testserver.Options{
 			MaxMessageSize: maxMessageSize, MaxReceived: int(maxReceived), MaxClients: int(maxClients),
+			ExpireAfter: time.Duration(expireAfterMs) * time.Millisecond,
 		})
 		if err != nil {
 			return &core.Error{Code: core.CodeNetwork, Op: "server_start", Err: err}
@@ -196,13 +200,27 @@ func sws_server_close(h int64, client int64, code int32, reason unsafe.Pointer, 
 //
 //export sws_server_blackhole
 func sws_server_blackhole(h int64, ms int64, errp unsafe.Pointer) int32 {
+	return forServerPeriod(h, ms, errp, (*testserver.Server).Blackhole)
+}
+
+// forServerPeriod applies a fault of ms milliseconds (at most a day) to
+// server h.
+func forServerPeriod(h, ms int64, errp unsafe.Pointer, fault func(*testserver.Server, time.Duration)) int32 {
 	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
 		if ms < 0 || ms > 86_400_000 {
 			return invalid("seconds", "must be between 0 and 86400")
 		}
-		s.Blackhole(time.Duration(ms) * time.Millisecond)
+		fault(s, time.Duration(ms)*time.Millisecond)
 		return nil
 	})
+}
+
+// sws_server_silence makes the server send no data for ms milliseconds,
+// while it answers pings and keeps connections open.
+//
+//export sws_server_silence
+func sws_server_silence(h int64, ms int64, errp unsafe.Pointer) int32 {
+	return forServerPeriod(h, ms, errp, (*testserver.Server).Silence)
 }
 
 // sws_server_refuse answers the next times handshakes (times < 0: all until
@@ -239,17 +257,19 @@ func sws_server_flood(h int64, client int64, n int64, size int32, errp unsafe.Po
 	})
 }
 
-// sws_server_counts stores handshakes, refused, live, received and dropped
-// in out[0..4] (cap at least 5).
+// sws_server_counts stores handshakes, refused, live, received, dropped,
+// max_per_second and max_frames_per_second in out[0..6] (cap at least 7).
 //
 //export sws_server_counts
 func sws_server_counts(h int64, out unsafe.Pointer, cap int32, errp unsafe.Pointer) int32 {
 	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
-		if out == nil || cap < 5 {
-			return invalid("out", "needs room for 5 counters")
+		if out == nil || cap < 7 {
+			return invalid("out", "needs room for 7 counters")
 		}
 		n := s.Counts()
-		copy(unsafe.Slice((*int64)(out), cap), []int64{n.Handshakes, n.Refused, n.Live, n.Received, n.Dropped})
+		copy(unsafe.Slice((*int64)(out), cap), []int64{
+			n.Handshakes, n.Refused, n.Live, n.Received, n.Dropped, n.MaxPerSecond, n.MaxFramesPerSecond,
+		})
 		return nil
 	})
 }

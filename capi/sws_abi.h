@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define SWS_ABI_VERSION 3
+#define SWS_ABI_VERSION 4
 
 // Every function returns one of these; 0 is OK.
 enum sws_code {

@@ -1,7 +1,7 @@
 package core
 
 // ABIVersion changes whenever a signature or a layout of the C ABI changes.
-const ABIVersion = 3
+const ABIVersion = 4
 
 // ABIValue is one named constant of the C ABI.
 type ABIValue struct {

@@ -42,6 +42,7 @@ type Client struct {
 	// Lifecycle, for stats and the reconnect policy.
 	everOpened atomic.Bool
 	openedAt   atomic.Int64 // unix ns of the current open, 0 when not open
+	lastData   atomic.Int64 // unix ns when the last data message was read, 0 before the first
 
 	// Reconnect state (reconnect.go).
 	policy  Backoff // guarded by mu; SetBackoff changes it live
@@ -174,6 +175,9 @@ func (c *Client) session(cn *conn) fate {
 	c.open(cn)
 	if c.s.PingInterval > 0 {
 		c.group.Go("heartbeat", func() { c.heartbeat(cn) })
+	}
+	if c.s.MaxSilence > 0 {
+		c.group.Go("silence", func() { c.watchSilence(cn) })
 	}
 	err := safely("read", func() error { return c.readLoop(cn) })
 	if cn.turn != nil {

@@ -123,6 +123,10 @@ var optionTable = []Option{
 		Doc:   "seconds after a ping without any frame before the server is declared dead",
 		codec: secondsCodec{DefaultPingTimeout, func(o *Options) *time.Duration { return &o.PingTimeout }}},
 
+	{Name: "max_silence", Kind: KindSeconds, Min: 0.01, Max: maxSeconds, Default: "None", None: "off",
+		Doc:   "seconds without a data message before the feed is stale: the connection ends (reason stale) and reconnects",
+		codec: secondsCodec{0, func(o *Options) *time.Duration { return &o.MaxSilence }}},
+
 	{Name: "_open_gate", Kind: KindBool, Default: "False", Internal: true,
 		Doc: "hold new connections back from senders until on_open returned", codec: boolCodec{func(o *Options) *bool { return &o.OpenGate }}},
 	{Name: "_header_requests", Kind: KindBool, Default: "False", Internal: true,

@@ -149,6 +149,13 @@ type Options struct {
 	// idle connection costs no CPU. At most MaxBusyPoll.
 	BusyPoll time.Duration
 
+	// MaxSilence ends a connection on which no data message (text or
+	// binary) arrived for that long -- "connected, but no data": pings are
+	// answered, the venue stopped sending -- so that the reconnect policy
+	// runs. Pings and pongs are not data; while the reader waits for room
+	// in a full queue (a slow consumer), the silence does not count. 0: off.
+	MaxSilence time.Duration
+
 	// TextAsBytes delivers text messages as EventBinary, after the UTF-8
 	// check (the option decode_text=False): a consumer that parses bytes
 	// (orjson, msgspec) skips a decode, and the engine skips counting code

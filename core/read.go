@@ -248,6 +248,7 @@ func (cn *conn) readBurst(consumer bool) (int, error) {
 	c := cn.client
 	c.stats.add(StatMessagesIn, int64(len(batch)))
 	c.stats.add(StatBytesIn, size)
+	c.lastData.Store(time.Now().UnixNano())
 	err := c.queueAll(cn, batch)
 	clear(batch) // the queue holds the messages now, not the batch
 	cn.burst = batch[:0]
@@ -509,6 +510,7 @@ func (c *Client) queueAll(cn *conn, evs []Event) error {
 func (c *Client) deliver(cn *conn, ev Event) error {
 	c.stats.add(StatMessagesIn, 1)
 	c.stats.add(StatBytesIn, int64(len(ev.Data)))
+	c.lastData.Store(time.Now().UnixNano())
 	_, wait, err := c.q.tryPut(ev)
 	if wait {
 		c.deliverBlocked(cn, ev)

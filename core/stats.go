@@ -33,6 +33,8 @@ const (
 	StatCompressedIn    // messages that arrived compressed (permessage-deflate)
 	StatEventsDropped   // lifecycle events dropped for a consumer that does not read (see maxLifecycle)
 	StatFastMessages    // messages read on a waiting consumer's thread (the fast path, turn.go)
+	StatLastDataMillis  // how long ago the last data message arrived, -1 before the first (a gauge)
+	StatStale           // connections ended by max_silence
 	NumStats
 )
 
@@ -42,7 +44,7 @@ var StatNames = [NumStats]string{
 	"queue_depth", "queue_bytes", "queue_high_water", "dropped",
 	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
 	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
-	"compressed_in", "events_dropped", "messages_fast",
+	"compressed_in", "events_dropped", "messages_fast", "last_data_age_ms", "stale",
 }
 
 type stats struct {
@@ -62,6 +64,10 @@ func (c *Client) Stats() [NumStats]int64 {
 	out[StatDropped], out[StatEventsDropped] = dropped, lifeLost
 	if at := c.openedAt.Load(); at != 0 {
 		out[StatConnectedMillis] = time.Since(time.Unix(0, at)).Milliseconds()
+	}
+	out[StatLastDataMillis] = -1
+	if at := c.lastData.Load(); at != 0 {
+		out[StatLastDataMillis] = time.Since(time.Unix(0, at)).Milliseconds()
 	}
 	return out
 }

@@ -94,6 +94,9 @@ func (s *Server) serve(conn net.Conn) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	s.handshakes.Add(1)
+	if s.o.ExpireAfter > 0 {
+		s.group.Go("expire", func() { c.expire(s.o.ExpireAfter) })
+	}
 	c.readLoop(s, bufio.NewReader(conn))
 }
 
@@ -130,10 +133,16 @@ type client struct {
 // 5.5: pings answered, a close frame answered and ended).
 func (c *client) readLoop(s *Server, src io.Reader) {
 	rd := wsutil.Reader{Source: src, State: ws.StateServerSide, CheckUTF8: true, MaxMessageSize: s.o.MaxMessageSize}
+	var messages, frames window
 	for {
 		hdr, err := rd.NextFrame()
 		if err != nil {
 			return
+		}
+		now := time.Now()
+		noteRate(&s.maxFrames, frames.add(now))
+		if !hdr.OpCode.IsControl() && hdr.OpCode != ws.OpContinuation {
+			noteRate(&s.maxPerSecond, messages.add(now))
 		}
 		if s.blackholed() {
 			if _, err := io.Copy(io.Discard, &rd); err != nil {
@@ -242,6 +251,47 @@ func (c *client) closeHandshake(code int, reason string, wait time.Duration) {
 		}
 	}
 	c.kill(false)
+}
+
+// expire closes the connection with 1001 once it is age old (unless it
+// ended before).
+func (c *client) expire(age time.Duration) {
+	t := time.NewTimer(age)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.closeHandshake(1001, "connection expired", time.Second)
+	}
+}
+
+// rateCap bounds a window: a client that sends more than this in one
+// second is reported as sending rateCap.
+const rateCap = 1 << 16
+
+// window counts the frames of the last second, for Counts.MaxPerSecond.
+type window struct {
+	at   []time.Time // a ring of arrival times, oldest at head
+	head int
+}
+
+// add records an arrival at now; the number of arrivals in the second up
+// to now.
+func (w *window) add(now time.Time) int64 {
+	for len(w.at) > 0 && now.Sub(w.at[w.head]) >= time.Second {
+		w.head++
+		if w.head == len(w.at) {
+			w.at, w.head = w.at[:0], 0
+		}
+	}
+	if w.head > 0 && len(w.at) == cap(w.at) { // compact before growing
+		n := copy(w.at, w.at[w.head:])
+		w.at, w.head = w.at[:n], 0
+	}
+	if len(w.at)-w.head < rateCap {
+		w.at = append(w.at, now)
+	}
+	return int64(len(w.at) - w.head)
 }
 
 // kill closes the socket, with a TCP reset (SO_LINGER 0) if rst.

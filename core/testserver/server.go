@@ -33,6 +33,9 @@ type Options struct {
 	MaxClients int
 	// WriteTimeout bounds one Send to one client. Defaults to 5 s.
 	WriteTimeout time.Duration
+	// ExpireAfter closes each connection (1001, "connection expired") once
+	// it is that old, as venues end connections after about 24 h. 0: never.
+	ExpireAfter time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +72,11 @@ type Counts struct {
 	Live       int64 // connections open now
 	Received   int64 // messages received
 	Dropped    int64 // received messages dropped because nobody called Recv
+	// MaxPerSecond is the most data messages one client sent within any
+	// one second; MaxFramesPerSecond counts pings, pongs and close frames
+	// too (a venue's rate limit may count them). Both are at most rateCap.
+	MaxPerSecond       int64
+	MaxFramesPerSecond int64
 }
 
 // Server is a running test server.
@@ -87,6 +95,9 @@ type Server struct {
 	refusal refusal
 
 	blackholeUntil atomic.Int64 // unix nanoseconds
+	silentUntil    atomic.Int64 // unix nanoseconds
+	maxPerSecond   atomic.Int64
+	maxFrames      atomic.Int64
 	handshakes     atomic.Int64
 	refused        atomic.Int64
 	receivedN      atomic.Int64
@@ -172,8 +183,8 @@ func (s *Server) Send(id int64, p []byte, text bool) error {
 		return err
 	}
 	for _, c := range cs {
-		if s.blackholed() {
-			continue // the network eats it
+		if s.quiet() {
+			continue // the network eats it, or the venue sends nothing
 		}
 		if err := c.writeData(p, text, s.o.WriteTimeout); err != nil {
 			c.kill(false)
@@ -191,7 +202,7 @@ func (s *Server) Flood(id int64, n, size int) error {
 		return err
 	}
 	for _, c := range cs {
-		s.group.Go("flood", func() { c.flood(n, size, s.blackholed) })
+		s.group.Go("flood", func() { c.flood(n, size, s.quiet) })
 	}
 	return nil
 }
@@ -226,6 +237,29 @@ func (s *Server) Blackhole(d time.Duration) {
 }
 
 func (s *Server) blackholed() bool { return time.Now().UnixNano() < s.blackholeUntil.Load() }
+
+// Silence makes the server send no data for d while it stays healthy: it
+// answers pings and keeps every connection open ("connected, but no
+// data"). Send and Flood send nothing meanwhile.
+func (s *Server) Silence(d time.Duration) {
+	s.silentUntil.Store(time.Now().Add(d).UnixNano())
+}
+
+// quiet reports whether data must not be sent now.
+func (s *Server) quiet() bool {
+	now := time.Now().UnixNano()
+	return now < s.blackholeUntil.Load() || now < s.silentUntil.Load()
+}
+
+// noteRate records a client's highest count of messages in one second.
+func noteRate(max *atomic.Int64, n int64) {
+	for {
+		old := max.Load()
+		if n <= old || max.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
 
 // waitOutBlackhole holds a new connection until the black hole ends; false
 // if the server stopped meanwhile.
@@ -288,6 +322,7 @@ func (s *Server) Counts() Counts {
 	return Counts{
 		Handshakes: s.handshakes.Load(), Refused: s.refused.Load(), Live: live,
 		Received: s.receivedN.Load(), Dropped: s.dropped.Load(),
+		MaxPerSecond: s.maxPerSecond.Load(), MaxFramesPerSecond: s.maxFrames.Load(),
 	}
 }
 

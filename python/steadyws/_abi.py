@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 class ErrorCode(enum.IntEnum):
@@ -118,6 +118,8 @@ STAT_NAMES = (
     "compressed_in",
     "events_dropped",
     "messages_fast",
+    "last_data_age_ms",
+    "stale",
 )
 
 
@@ -157,6 +159,7 @@ OPTIONS = {
     "healthy_after": Option("seconds", "max(10.0, 2 * ping_interval)", "", "seconds a connection must stay open for the reconnect schedule to restart", False),
     "ping_interval": Option("seconds", "20.0", "no heartbeat", "seconds between our pings", False),
     "ping_timeout": Option("seconds", "20.0", "never declare the server dead", "seconds after a ping without any frame before the server is declared dead", False),
+    "max_silence": Option("seconds", "None", "off", "seconds without a data message before the feed is stale: the connection ends (reason stale) and reconnects", False),
     "_open_gate": Option("bool", "False", "", "hold new connections back from senders until on_open returned", True),
     "_header_requests": Option("bool", "False", "", "ask for fresh headers before every reconnect attempt", True),
     "_proxy_env": Option("object", "None", "no proxy environment", "HTTP_PROXY, HTTPS_PROXY and NO_PROXY, for proxy=True", True),
@@ -195,7 +198,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "sws_server_refuse": ("i64", "i32", "i32", "i32", "ptr"),
     "sws_server_reset": ("i64", "i64", "ptr"),
     "sws_server_send": ("i64", "i64", "ptr", "i64", "i32", "ptr"),
-    "sws_server_start": ("i64", "i32", "i32", "ptr", "ptr"),
+    "sws_server_silence": ("i64", "i64", "ptr"),
+    "sws_server_start": ("i64", "i32", "i32", "i64", "ptr", "ptr"),
     "sws_server_url": ("i64", "ptr", "i64", "ptr", "ptr"),
     "sws_set_backoff": ("i64", "ptr", "i64", "ptr"),
     "sws_set_callback": ("i64", "ptr", "ptr", "ptr"),

@@ -57,6 +57,7 @@ class Options(TypedDict, total=False):
     healthy_after: float
     ping_interval: float | None
     ping_timeout: float | None
+    max_silence: float | None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,15 @@ def _int(name: str, value: object) -> int:
     return value
 
 
+def _milliseconds(name: str, seconds: object, maximum: int) -> int:
+    """A number of seconds from 0 to ``maximum``, as whole milliseconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(seconds).__name__}")
+    if not 0 <= seconds <= maximum:  # also False for NaN
+        raise ValueError(f"{name} must be between 0 and {maximum}, got {seconds}")
+    return int(seconds * 1000)
+
+
 class _Commands:
     """The calls on a live server's handle, for the server and its clients."""
 
@@ -86,17 +95,25 @@ class Server:
     ``max_message_size`` bounds what a client may send (default 16 MiB);
     ``max_received`` how many received messages are kept for :meth:`expect`
     (default 10,000, oldest dropped); ``max_clients`` how many connections
-    may be open at once (default 1,024).
+    may be open at once (default 1,024). ``expire_after`` (seconds, default
+    None: never) closes each connection with 1001 once it is that old, as
+    venues end connections after about a day.
     """
 
     def __init__(
-        self, *, max_message_size: int = 16 << 20, max_received: int = 10_000, max_clients: int = 1024
+        self,
+        *,
+        max_message_size: int = 16 << 20,
+        max_received: int = 10_000,
+        max_clients: int = 1024,
+        expire_after: float | None = None,
     ) -> None:
         _lib.check_fork()
         limits = [_int(n, v) for n, v in (("max_message_size", max_message_size), ("max_received", max_received),
                                           ("max_clients", max_clients))]  # fmt: skip
+        expire_ms = 0 if expire_after is None else _milliseconds("expire_after", expire_after, 365 * 86400)
         value = ctypes.c_int64()
-        _lib.call(lib.sws_server_start, *limits, ctypes.byref(value))
+        _lib.call(lib.sws_server_start, *limits, expire_ms, ctypes.byref(value))
         self._handle = Handle(value.value)
         self._commands = _Commands(self._handle)
         # _lock guards the received log, _pull_lock the order of its pulls.
@@ -143,12 +160,16 @@ class Server:
         """For ``seconds``, read and discard everything (pings get no pong),
         send nothing and leave new handshakes unanswered; connections stay
         open, as behind a dead NAT or a pulled cable."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
-        if not 0 <= seconds <= 86400:
-            raise ValueError(f"seconds must be between 0 and 86400, got {seconds}")
-        ms = int(seconds * 1000)
+        ms = _milliseconds("seconds", seconds, 86400)
         self._call(lambda h: _lib.call(lib.sws_server_blackhole, h, ms))
+
+    def silence(self, seconds: float) -> None:
+        """For ``seconds``, send no data while staying healthy: pings are
+        answered and connections stay open ("connected, but no data", which
+        ``max_silence`` detects); :meth:`send` and :meth:`flood` send nothing
+        meanwhile."""
+        ms = _milliseconds("seconds", seconds, 86400)
+        self._call(lambda h: _lib.call(lib.sws_server_silence, h, ms))
 
     def refuse(self, status: int = 503, *, retry_after: int | None = None, times: int | None = None) -> None:
         """Answer the next ``times`` handshakes (``None``: every one until
@@ -234,10 +255,14 @@ class Server:
 
     def counts(self) -> dict[str, int]:
         """``handshakes`` accepted, ``refused``, ``live`` connections,
-        messages ``received`` and ``dropped`` (past ``max_received``)."""
-        out = (ctypes.c_int64 * 5)()
+        messages ``received`` and ``dropped`` (past ``max_received``), and
+        ``max_per_second``: the most data messages one client sent within
+        any one second (``max_frames_per_second`` counts pings, pongs and
+        close frames too), for testing a rate limit."""
+        names = ("handshakes", "refused", "live", "received", "dropped", "max_per_second", "max_frames_per_second")
+        out = (ctypes.c_int64 * len(names))()
         self._call(lambda h: _lib.call(lib.sws_server_counts, h, out, len(out)))
-        return dict(zip(("handshakes", "refused", "live", "received", "dropped"), out, strict=False))
+        return dict(zip(names, out, strict=True))
 
     def stop(self) -> None:
         """Close every connection and the listener. Idempotent; never hangs."""
