@@ -204,7 +204,7 @@ version_matrix() {
 		"$py" -m venv --clear "build/venv-$version"
 		"build/venv-$version/bin/python" -m pip install --quiet $(grep -E '^pytest(-timeout)?==' tests/requirements.txt)
 		"build/venv-$version/bin/python" -m pip install --quiet --no-deps dist/*.whl
-		(cd tests && "../build/venv-$version/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q test_smoke.py)
+		(cd tests && "../build/venv-$version/bin/python" -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider --noconftest -q test_smoke.py)
 		ran="$ran $version"
 	done
 	log "version matrix: full suite on CPython $main; smoke test passed on:${ran:- none}; skipped (not installed):${skipped:- none}"
