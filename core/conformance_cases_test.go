@@ -435,6 +435,13 @@ func TestConformance13CompressionParameters(t *testing.T) {
 		{ServerMaxWindowBits: 15},
 		{ServerNoContextTakeover: true, ServerMaxWindowBits: 9, ClientNoContextTakeover: true},
 		{ServerNoContextTakeover: true, ServerMaxWindowBits: 15},
+		// Servers that answer the client_max_window_bits we offer (RFC 7692
+		// 7.1.2.2), as Autobahn's 13.3.x-13.6.x do: any window is ours to
+		// honour, since we compress nothing.
+		{ClientMaxWindowBits: 8},
+		{ClientMaxWindowBits: 15},
+		{ClientNoContextTakeover: true, ClientMaxWindowBits: 8},
+		{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 9, ClientMaxWindowBits: 15},
 	} {
 		cases = append(cases, compressedCase(fmt.Sprintf("13.%d.x", i+1), p, ms))
 	}

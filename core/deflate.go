@@ -12,7 +12,10 @@ import (
 
 // permessage-deflate (RFC 7692), inbound only. We offer the extension
 // with client_no_context_takeover (we never compress, so we promise
-// nothing we would have to keep) and accept either answer about the
+// nothing we would have to keep) and a value-less client_max_window_bits
+// (7.1.2.2: we accept any window the server names for what we send --
+// we send nothing compressed -- and some servers negotiate only with
+// clients that offer it), and accept either answer about the
 // server's side: with server_no_context_takeover every message inflates on
 // its own; without it (RFC 7692 7.1.1.1) the server's LZ77 window spans
 // messages, and we give the inflater the last 32 KiB we inflated as its
@@ -20,9 +23,12 @@ import (
 // send any message uncompressed, and trading messages are small.
 
 // deflateOffer is the Sec-WebSocket-Extensions offer.
-var deflateOffer = wsflate.Parameters{ClientNoContextTakeover: true}.Option()
+var deflateOffer = wsflate.Parameters{ClientNoContextTakeover: true, ClientMaxWindowBits: offeredBits}.Option()
 
-var errDeflateParams = errors.New("the server answered permessage-deflate with client_max_window_bits, which we did not offer (RFC 7692 7.1.2.2)")
+// offeredBits is wsflate's value for a parameter without a value.
+const offeredBits wsflate.WindowBits = 1
+
+var errDeflateParams = errors.New("the server answered permessage-deflate with client_max_window_bits without a value, which RFC 7692 7.1.2.2 does not allow")
 
 // acceptDeflate checks the server's answer to our offer (RFC 7692 5, 7.1):
 // either no extension, or permessage-deflate with parameters we can honour.
@@ -38,7 +44,7 @@ func acceptDeflate(exts []httphead.Option) (*inflater, error) {
 		if err := p.Parse(opt); err != nil {
 			return nil, err
 		}
-		if p.ClientMaxWindowBits.Defined() {
+		if p.ClientMaxWindowBits == offeredBits { // a server's answer must name the window (8-15)
 			return nil, errDeflateParams
 		}
 		return &inflater{takeover: !p.ServerNoContextTakeover}, nil

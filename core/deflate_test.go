@@ -93,11 +93,40 @@ func TestDeflateChecksUTF8AfterInflating(t *testing.T) {
 	}
 }
 
-// TestDeflateClientWindowBitsIsRefused: client_max_window_bits in the
-// answer, which we never offer, fails the handshake (RFC 7692 7.1.2.2).
-func TestDeflateClientWindowBitsIsRefused(t *testing.T) {
-	srv := deflateServer(t, wsflate.Parameters{ClientMaxWindowBits: 10})
+// TestDeflateClientWindowBits: we offer client_max_window_bits without a
+// value; a server that answers it with a window (8-15) is accepted and its
+// compressed messages inflate; an answer without a value fails the
+// handshake (RFC 7692 7.1.2.2).
+func TestDeflateClientWindowBits(t *testing.T) {
+	var offered string
+	srv := wstest.NewRaw(t, func(_ int, c net.Conn) {
+		u := ws.Upgrader{Negotiate: func(opt httphead.Option) (httphead.Option, error) {
+			if string(opt.Name) != wsflate.ExtensionName {
+				return httphead.Option{}, nil
+			}
+			offered = opt.String()
+			var p wsflate.Parameters
+			if err := p.Parse(opt); err != nil || p.ClientMaxWindowBits != 1 {
+				return httphead.Option{}, nil // no window bits offered: no compression
+			}
+			return wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ClientMaxWindowBits: 10}.Option(), nil
+		}}
+		if _, err := u.Upgrade(c); err == nil {
+			_ = ws.WriteFrame(c, compressed(t, ws.NewTextFrame([]byte("squeezed"))))
+			wstest.Echo(c)
+		}
+	})
 	c := open(t, Options{URL: srv.URL, Compression: "deflate"})
+	mustOpen(t, c)
+	if ev := nextOf(t, c, EventText); string(ev.Data) != "squeezed" {
+		t.Fatalf("got %q", ev.Data)
+	}
+	if c.Stats()[StatCompressedIn] != 1 {
+		t.Fatalf("offer %q: the message did not come compressed", offered)
+	}
+
+	valueless := deflateServer(t, wsflate.Parameters{ClientMaxWindowBits: offeredBits})
+	c = open(t, Options{URL: valueless.URL, Compression: "deflate"})
 	if ev := next(t, c); ev.Kind != EventClosed || ev.End.Err != CodeHandshake {
 		t.Fatalf("got %+v", ev)
 	}
