@@ -412,6 +412,8 @@ func sws_free(h int64, errp unsafe.Pointer) int32 {
 		case kindHub:
 			e.hub.Close()
 			return nil
+		case kindRateLimit:
+			return nil // its connections keep the limit itself
 		}
 		core.DetachClient(e.client)
 		e.client.SetNotify(nil)

@@ -44,8 +44,9 @@ func fillError(out *C.sws_error, code core.Code, err error) {
 	out.close_code, out.end_code, out.status, out.closed_by, out.dialing = 0, 0, 0, 0, 0
 	out.reason[0] = 0
 	var e *core.Error
+	out.retry_after_us = 0
 	if errors.As(err, &e) {
-		out.status = C.int32_t(e.Status)
+		out.status, out.retry_after_us = C.int32_t(e.Status), C.int64_t(e.RetryAfter.Microseconds())
 		if end := e.End; end != nil {
 			out.close_code, out.end_code = C.int32_t(end.Code), C.int32_t(end.Err)
 			out.status, out.closed_by = C.int32_t(end.Status), C.int32_t(end.ClosedBy)

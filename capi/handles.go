@@ -15,9 +15,10 @@ const (
 	kindClient kind = iota
 	kindServer
 	kindHub
+	kindRateLimit
 )
 
-var kindNames = [...]string{"a connection", "a test server", "a hub"}
+var kindNames = [...]string{"a connection", "a test server", "a hub", "a rate limit"}
 
 // entry is what a handle stands for: a client, a test server or a hub.
 type entry struct {
@@ -25,6 +26,7 @@ type entry struct {
 	client *core.Client
 	server *testserver.Server
 	hub    *core.Hub
+	limit  *core.RateLimit
 	held   *testserver.Message // a received message too big for the last buffer
 
 	mu      sync.Mutex

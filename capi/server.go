@@ -258,17 +258,19 @@ func sws_server_flood(h int64, client int64, n int64, size int32, errp unsafe.Po
 }
 
 // sws_server_counts stores handshakes, refused, live, received, dropped,
-// max_per_second and max_frames_per_second in out[0..6] (cap at least 7).
+// max_per_second, max_frames_per_second and max_all_per_second in
+// out[0..7] (cap at least 8).
 //
 //export sws_server_counts
 func sws_server_counts(h int64, out unsafe.Pointer, cap int32, errp unsafe.Pointer) int32 {
 	return withServer(h, errp, func(_ *entry, s *testserver.Server) error {
-		if out == nil || cap < 7 {
-			return invalid("out", "needs room for 7 counters")
+		if out == nil || cap < 8 {
+			return invalid("out", "needs room for 8 counters")
 		}
 		n := s.Counts()
 		copy(unsafe.Slice((*int64)(out), cap), []int64{
 			n.Handshakes, n.Refused, n.Live, n.Received, n.Dropped, n.MaxPerSecond, n.MaxFramesPerSecond,
+			n.MaxAllPerSecond,
 		})
 		return nil
 	})

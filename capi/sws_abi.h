@@ -29,6 +29,7 @@ enum sws_code {
 	SWS_ERR_PROXY = 17, // the proxy refused or failed; status has its HTTP status
 	SWS_ERR_TYPE = 18, // an argument has the wrong type; the message names it
 	SWS_ERR_WOULD_BLOCK = 19, // a non-blocking call could not start now; try again
+	SWS_ERR_RATE_LIMITED = 20, // the rate limit (send_rate) has no room now; retry_after_us says when it will
 };
 
 // Connection states (sws_state).
@@ -102,6 +103,7 @@ typedef struct sws_error {
 	int32_t closed_by;  // SWS_ERR_CLOSED: an sws_side
 	int32_t dialing;    // SWS_ERR_CLOSED: 1 if the end came while connecting
 	int64_t text_len;   // the full length of the message, which text may truncate
+	int64_t retry_after_us; // SWS_ERR_RATE_LIMITED: microseconds until the rate limit has room; a 429/503's Retry-After
 	char reason[SWS_ERROR_REASON]; // SWS_ERR_CLOSED: the close reason, NUL-terminated
 	char text[SWS_ERROR_TEXT];     // the message, NUL-terminated
 } sws_error;

@@ -43,6 +43,7 @@ type Client struct {
 	everOpened atomic.Bool
 	openedAt   atomic.Int64 // unix ns of the current open, 0 when not open
 	lastData   atomic.Int64 // unix ns when the last data message was read, 0 before the first
+	dialPaced  bool         // the next dial's connect_rate grant is reserved (supervisor only)
 
 	// Reconnect state (reconnect.go).
 	policy  Backoff // guarded by mu; SetBackoff changes it live
@@ -141,7 +142,7 @@ func (c *Client) run() {
 		} else {
 			last = c.plan(err, nil)
 		}
-		if !c.follow(last, cn != nil) {
+		if !c.follow(&last, cn != nil) {
 			break
 		}
 		if !c.sleep(last.delay) {
@@ -151,8 +152,13 @@ func (c *Client) run() {
 	c.finish(last)
 }
 
-// connect dials once, with fresh headers.
+// connect dials once, with fresh headers: the first dial, which no
+// Reconnecting announced, waits its turn of connect_rate here.
 func (c *Client) connect() (cn *conn, err error) {
+	if !c.dialPaced && !c.sleep(c.dialDelay(0)) {
+		return nil, &Error{Code: CodeClosed, Op: "dial", Err: context.Canceled}
+	}
+	c.dialPaced = false
 	c.mu.Lock()
 	c.transitionLocked(StateConnecting)
 	c.mu.Unlock()

@@ -43,6 +43,7 @@ const (
 	CodeProxy           Code = 17 // the proxy refused or failed; Status has its HTTP status
 	CodeType            Code = 18 // an argument has the wrong type; the message names it
 	CodeWouldBlock      Code = 19 // a non-blocking call could not start now; try again later
+	CodeRateLimited     Code = 20 // the rate limit has no room now; RetryAfter says when it will
 )
 
 // codeDocs describe the codes, in order; the C header and the Python
@@ -68,6 +69,7 @@ var codeDocs = [...]struct{ name, doc string }{
 	{"PROXY", "the proxy refused or failed; status has its HTTP status"},
 	{"TYPE", "an argument has the wrong type; the message names it"},
 	{"WOULD_BLOCK", "a non-blocking call could not start now; try again"},
+	{"RATE_LIMITED", "the rate limit (send_rate) has no room now; retry_after_us says when it will"},
 }
 
 // NumCodes is the number of defined codes.
@@ -88,7 +90,7 @@ type Error struct {
 	Status int    // HTTP status of a failed handshake, 0 otherwise
 	Err    error  // the cause, if any
 
-	RetryAfter time.Duration // what a 429 or 503 asked for
+	RetryAfter time.Duration // what a 429 or 503 asked for; CodeRateLimited: when the budget has room
 	End        *End          // CodeClosed: how the client ended, when it ended for good
 }
 

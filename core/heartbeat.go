@@ -113,6 +113,9 @@ func (h *pulse) ping(now time.Time) bool {
 	if !h.pending {
 		h.pending, h.deadline, h.frames = true, now.Add(h.c.s.PingTimeout), h.cn.frames.Load()
 	}
+	if !awaitGrant(h.cn, h.c.controlGrant()) {
+		return false
+	}
 	if err := h.cn.writeFrame(ws.OpPing, payload[:]); err != nil {
 		if h.cn.isDead() {
 			h.c.stats.add(StatPingsAfterDeath, 1)

@@ -34,16 +34,17 @@ type Kind string
 
 // The kinds.
 const (
-	KindSeconds Kind = "seconds"   // int or float seconds
-	KindInt     Kind = "int"       // an int
-	KindBool    Kind = "bool"      // True or False
-	KindString  Kind = "str"       // a str; for choices, one of them
-	KindStrings Kind = "list[str]" // a sequence of str
-	KindInts    Kind = "list[int]" // a sequence of int
-	KindHeaders Kind = "headers"   // a mapping or (name, value) pairs
-	KindBackoff Kind = "reconnect" // a Backoff, True or False
-	KindProxy   Kind = "proxy"     // a URL str, True (the environment) or False
-	KindObject  Kind = "object"    // internal: a JSON object
+	KindSeconds   Kind = "seconds"   // int or float seconds
+	KindInt       Kind = "int"       // an int
+	KindBool      Kind = "bool"      // True or False
+	KindString    Kind = "str"       // a str; for choices, one of them
+	KindStrings   Kind = "list[str]" // a sequence of str
+	KindInts      Kind = "list[int]" // a sequence of int
+	KindHeaders   Kind = "headers"   // a mapping or (name, value) pairs
+	KindBackoff   Kind = "reconnect" // a Backoff, True or False
+	KindProxy     Kind = "proxy"     // a URL str, True (the environment) or False
+	KindObject    Kind = "object"    // internal: a JSON object
+	KindRateLimit Kind = "RateLimit" // a steadyws.RateLimit
 )
 
 // maxSeconds keeps durations far from time.Duration overflow.
@@ -126,6 +127,13 @@ var optionTable = []Option{
 	{Name: "max_silence", Kind: KindSeconds, Min: 0.01, Max: maxSeconds, Default: "None", None: "off",
 		Doc:   "seconds without a data message before the feed is stale: the connection ends (reason stale) and reconnects",
 		codec: secondsCodec{0, func(o *Options) *time.Duration { return &o.MaxSilence }}},
+
+	{Name: "send_rate", Kind: KindRateLimit, Default: "None", None: "no limit",
+		Doc:   "a steadyws.RateLimit that paces send and send_batch (shared by every connection given it)",
+		codec: rateLimitCodec{func(o *Options) **RateLimit { return &o.SendRate }}},
+	{Name: "connect_rate", Kind: KindRateLimit, Default: "None", None: "no limit",
+		Doc:   "a steadyws.RateLimit that paces dial attempts, on top of the backoff schedule",
+		codec: rateLimitCodec{func(o *Options) **RateLimit { return &o.ConnectRate }}},
 
 	{Name: "_open_gate", Kind: KindBool, Default: "False", Internal: true,
 		Doc: "hold new connections back from senders until on_open returned", codec: boolCodec{func(o *Options) *bool { return &o.OpenGate }}},
@@ -280,6 +288,8 @@ func (k Kind) article() string {
 		return "a Backoff, True or False"
 	case KindProxy:
 		return "a proxy URL, True or False"
+	case KindRateLimit:
+		return "a steadyws.RateLimit or None"
 	}
 	return "an object"
 }
@@ -384,6 +394,31 @@ func (c boolCodec) decode(opt *Option, o *Options, v jsonValue) error {
 }
 
 func (boolCodec) apply(*Option, *Options) error { return nil }
+
+// ResolveRateLimit finds the RateLimit a handle stands for; the C API
+// installs it (its handle table is the one lookup), Go callers set
+// Options.SendRate and ConnectRate directly.
+var ResolveRateLimit = func(int64) (*RateLimit, bool) { return nil, false }
+
+// rateLimitCodec reads {"$ratelimit": handle}, as the Python package
+// writes a RateLimit.
+type rateLimitCodec struct{ field func(*Options) **RateLimit }
+
+func (c rateLimitCodec) decode(opt *Option, o *Options, v jsonValue) error {
+	fields, ok := v.object()
+	h, isNum := fields["$ratelimit"].number()
+	if !ok || !isNum || len(fields) != 1 {
+		return opt.wrong(v)
+	}
+	r, found := ResolveRateLimit(int64(h))
+	if !found {
+		return invalidArg(opt.Name, "is not a live steadyws.RateLimit")
+	}
+	*c.field(o) = r
+	return nil
+}
+
+func (rateLimitCodec) apply(*Option, *Options) error { return nil }
 
 // notCodec is a bool option stored negated, so that its default (True)
 // is the zero value of Options.

@@ -156,6 +156,13 @@ type Options struct {
 	// in a full queue (a slow consumer), the silence does not count. 0: off.
 	MaxSilence time.Duration
 
+	// SendRate paces our outbound messages (and, if it says so, our pings
+	// and pongs) through a budget that other clients may share; nil: none.
+	SendRate *RateLimit
+	// ConnectRate paces dial attempts, on top of the backoff schedule, the
+	// same way; nil: none.
+	ConnectRate *RateLimit
+
 	// TextAsBytes delivers text messages as EventBinary, after the UTF-8
 	// check (the option decode_text=False): a consumer that parses bytes
 	// (orjson, msgspec) skips a decode, and the engine skips counting code

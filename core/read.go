@@ -543,6 +543,14 @@ func (cn *conn) handleControl(hdr ws.Header, r io.Reader) error {
 		// RFC 6455 5.5.2: answer with a pong carrying the same data. After
 		// our close frame no pong is due (5.5.1), so that error is not one.
 		cn.client.stats.add(StatPingsReceived, 1)
+		if d := cn.client.controlGrant(); d > 0 { // send_rate counts pongs: this one goes out at its grant
+			cn.client.group.Go("pong", func() {
+				if awaitGrant(cn, d) {
+					_ = cn.writeFrame(ws.OpPong, body) // a failure ends the connection; the reader sees it
+				}
+			})
+			return nil
+		}
 		if err := cn.writeFrame(ws.OpPong, body); err != nil && !cn.closeSentErr(err) {
 			return err
 		}

@@ -138,7 +138,7 @@ func (c *Client) plan(cause error, cn *conn) fate {
 // follow carries out fate f of a connection (wasOpen) or an attempt: it
 // reports the loss, and announces the next attempt if there is one. It
 // returns false when the client ends instead.
-func (c *Client) follow(f fate, wasOpen bool) bool {
+func (c *Client) follow(f *fate, wasOpen bool) bool {
 	if c.closeRequested() {
 		return false
 	}
@@ -149,6 +149,7 @@ func (c *Client) follow(f fate, wasOpen bool) bool {
 		return false
 	}
 	c.attempt, c.sched = f.attempt, f.sched
+	f.delay = c.dialDelay(f.delay)
 	return c.announceAttempt(f.delay, f.cause)
 }
 
@@ -198,6 +199,18 @@ func retryAfter(err error) time.Duration {
 }
 
 // sleep waits d, or until Close; it reports whether to go on.
+// dialDelay is how long the next dial waits: d, or longer if connect_rate
+// has no room by then -- the grant is reserved now, so the Reconnecting
+// event shows the whole wait. Only the supervisor goroutine calls it.
+func (c *Client) dialDelay(d time.Duration) time.Duration {
+	r := c.s.ConnectRate
+	if r == nil {
+		return d
+	}
+	c.dialPaced = true
+	return max(time.Until(r.reserveFrom(time.Now().Add(d))), 0)
+}
+
 func (c *Client) sleep(d time.Duration) bool {
 	if d <= 0 {
 		return c.ctx.Err() == nil

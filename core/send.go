@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -44,6 +45,9 @@ func (c *Client) SendBatch(msgs [][]byte, text []bool, flags SendFlags, opening 
 	if err != nil {
 		return err
 	}
+	if err := c.paceSend(len(msgs), flags&SendNoWait != 0); err != nil {
+		return err
+	}
 	if flags&SendNoWait != 0 {
 		err = cn.writeNoWait(ops, msgs)
 	} else {
@@ -61,6 +65,67 @@ func (c *Client) SendBatch(msgs [][]byte, text []bool, flags SendFlags, opening 
 		return err // a write lock timeout: the connection lives on
 	}
 	return cn.afterDeath("send")
+}
+
+// paceSend takes n grants of send_rate: at once, or -- with its Wait, and
+// unless the caller must not block (an event loop's send, which waits for
+// RetryAfter itself) -- waiting up to WriteTimeout.
+func (c *Client) paceSend(n int, noWait bool) error {
+	r := c.s.SendRate
+	if r == nil {
+		return nil
+	}
+	if err := r.fits(n); err != nil {
+		return err
+	}
+	d := r.tryTake(n)
+	if d <= 0 {
+		return nil
+	}
+	if noWait {
+		if !r.Wait {
+			c.stats.add(StatRateRefused, 1)
+		}
+		return rateLimited("send", d)
+	}
+	c.stats.add(StatRateWaited, int64(n))
+	if err := r.take(c.ctx, n, r.Wait, c.s.WriteTimeout, "send"); err != nil {
+		if CodeOf(err) == CodeRateLimited {
+			c.stats.add(StatRateRefused, 1)
+		}
+		return err
+	}
+	return nil
+}
+
+// controlGrant reserves, for a control frame under a send_rate that
+// counts them, the next grant -- ahead of any waiting data send -- and
+// says how long until it is (0: now, or no such limit).
+func (c *Client) controlGrant() time.Duration {
+	r := c.s.SendRate
+	if r == nil || !r.ControlFrames {
+		return 0
+	}
+	d := time.Until(r.reserve())
+	if d > 0 {
+		c.stats.add(StatRateWaited, 1)
+	}
+	return max(d, 0)
+}
+
+// awaitGrant waits d; false if the connection died meanwhile.
+func awaitGrant(cn *conn, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-cn.dead:
+		return false
+	}
 }
 
 // frameOps checks the messages and returns their opcodes and total size.

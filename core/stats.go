@@ -35,6 +35,8 @@ const (
 	StatFastMessages    // messages read on a waiting consumer's thread (the fast path, turn.go)
 	StatLastDataMillis  // how long ago the last data message arrived, -1 before the first (a gauge)
 	StatStale           // connections ended by max_silence
+	StatRateWaited      // messages (and control frames) that waited for send_rate
+	StatRateRefused     // sends send_rate refused (RateLimited)
 	NumStats
 )
 
@@ -45,6 +47,7 @@ var StatNames = [NumStats]string{
 	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
 	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
 	"compressed_in", "events_dropped", "messages_fast", "last_data_age_ms", "stale",
+	"rate_waited", "rate_refused",
 }
 
 type stats struct {

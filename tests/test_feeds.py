@@ -257,3 +257,171 @@ def test_server_counts_the_most_messages_a_client_sent_in_one_second(steadyws_se
     counts = srv.counts()
     assert counts["max_per_second"] == 30
     assert counts["max_frames_per_second"] >= 30
+
+
+# -- rate limits: RateLimit, send_rate, connect_rate ---------------------------------------
+
+
+def test_two_connections_sharing_a_rate_limit_never_exceed_it_together(steadyws_server: Server) -> None:
+    """RateLimit(5, per=1.0) given to two connections, each sending as fast as it can (send waits):
+    every message arrives, and the server never saw more than 5 in any one second, from both together."""
+    srv = steadyws_server
+    budget = steadyws.RateLimit(5, per=1.0)
+    a = steadyws.connect(srv.url, send_rate=budget, reconnect=False)
+    b = steadyws.connect(srv.url, send_rate=budget, reconnect=False)
+    try:
+        with Stopwatch() as clock:
+            for i in range(16):
+                (a if i % 2 else b).send(f"m{i}")
+        srv.expect(lambda m: m == "m15", timeout=10)
+        assert clock.elapsed >= 3.0, f"16 messages at 5/s went out in {clock.elapsed:.2f} s"
+        counts = srv.counts()
+        assert counts["received"] == 16
+        assert counts["max_all_per_second"] == 5, counts
+        assert a.stats()["rate_waited"] + b.stats()["rate_waited"] == 3  # the 6th, 11th and 16th: each a new window
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_resubscribe_burst_after_a_reset_is_paced(steadyws_server: Server) -> None:
+    """Each of two connections subscribes to 5 channels in on_open; after a TCP reset both reconnect and
+    resubscribe at once. Sharing RateLimit(5, per=1.0), the server never sees more than 5 in a second --
+    neither at the first open nor in the resubscribe burst -- and every subscription arrives each time."""
+    srv = steadyws_server
+    budget = steadyws.RateLimit(5, per=1.0)
+
+    def subscribe(ws: Any) -> None:
+        for channel in range(5):
+            ws.send(f"subscribe {channel}")
+
+    options: dict[str, Any] = {"send_rate": budget, "on_open": subscribe, "reconnect": FAST}
+    feeds = [steadyws.connect(srv.url, **options) for _ in range(2)]
+    try:
+        wait_until(lambda: srv.counts()["received"] == 10, what="the first subscriptions")
+        srv.reset()
+        wait_until(lambda: srv.counts()["received"] == 20, timeout=15, what="the resubscriptions")
+        counts = srv.counts()
+        assert counts["handshakes"] == 4
+        assert counts["max_all_per_second"] <= 5, counts
+    finally:
+        for ws in feeds:
+            ws.close()
+
+
+def test_wait_false_raises_rate_limited_at_once_and_sends_nothing(steadyws_server: Server) -> None:
+    srv = steadyws_server
+    with steadyws.connect(srv.url, send_rate=steadyws.RateLimit(1, per=5.0, wait=False), reconnect=False) as ws:
+        ws.send("first")
+        with Stopwatch() as clock:
+            with pytest.raises(steadyws.RateLimited) as info:
+                ws.send("second")
+        assert clock.elapsed < 0.5
+        assert 4.0 < info.value.retry_after <= 5.25  # per, and its 5% margin
+        assert ws.stats()["rate_refused"] == 1
+        srv.expect(lambda m: m == "first")
+        time.sleep(0.2)
+        assert srv.received == ["first"]
+
+
+def test_a_wait_beyond_write_timeout_raises_rate_limited(steadyws_server: Server) -> None:
+    """wait=True, but the next grant is 5 s away and write_timeout is 0.2 s: RateLimited at once."""
+    budget = steadyws.RateLimit(1, per=5.0)
+    with steadyws.connect(steadyws_server.url, send_rate=budget, write_timeout=0.2, reconnect=False) as ws:
+        ws.send("first")
+        with pytest.raises(steadyws.RateLimited) as info:
+            ws.send("second")
+        assert info.value.retry_after > 4.0
+
+
+def test_asyncio_sends_wait_for_the_budget_without_blocking_the_loop(steadyws_server: Server) -> None:
+    """Two steadyws.aio connections sharing RateLimit(3, per=1.0) send 9 messages: the sends await (another
+    task keeps ticking), every message arrives, and no second at the server saw more than 3."""
+    srv = steadyws_server
+
+    async def main() -> int:
+        budget = steadyws.RateLimit(3, per=1.0)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        task = asyncio.ensure_future(ticker())
+        async with (
+            steadyws.aio.connect(srv.url, send_rate=budget) as a,
+            steadyws.aio.connect(srv.url, send_rate=budget) as b,
+        ):
+            for i in range(9):
+                await (a if i % 2 else b).send(f"m{i}")
+            await asyncio.to_thread(srv.expect, lambda m: m == "m8", 10)
+        task.cancel()
+        return ticks
+
+    ticks = asyncio.run(main())
+    assert ticks >= 20, f"the loop ticked {ticks} times in 2 s of paced sends"
+    assert srv.counts()["max_all_per_second"] == 3
+
+
+def test_control_frames_take_grants_too(steadyws_server: Server) -> None:
+    """control_frames=True: pings every 0.05 s under RateLimit(4, per=1.0) go out at most 4 a second (with
+    the data), and the connection stays healthy."""
+    srv = steadyws_server
+    budget = steadyws.RateLimit(4, per=1.0, control_frames=True)
+    with steadyws.connect(srv.url, send_rate=budget, ping_interval=0.05, ping_timeout=5.0, reconnect=False) as ws:
+        ws.send("data")
+        time.sleep(2.0)
+        assert ws.state == "open"
+        sent = ws.stats()["pings_sent"]
+        assert 4 <= sent <= 12, sent
+    assert srv.counts()["max_frames_per_second"] <= 4
+
+
+def test_connect_rate_paces_dials_and_shows_in_reconnecting(steadyws_server: Server) -> None:
+    """connect_rate=RateLimit(2, per=1.0) shared by two clients: their first dials go at once; after a reset
+    the reconnects wait for the window, and the Reconnecting events' delays say so (the backoff alone
+    is 0.05-0.1 s)."""
+    srv = steadyws_server
+    dials = steadyws.RateLimit(2, per=1.0)
+    started = time.monotonic()
+    feeds = [steadyws.connect(srv.url, connect_rate=dials, reconnect=FAST) for _ in range(2)]
+    try:
+        assert time.monotonic() - started < 0.9
+        srv.reset()
+        wait_until(lambda: srv.counts()["handshakes"] == 4, what="the reconnects")
+        assert time.monotonic() - started >= 1.0, "two more dials within the same second"
+        delays = [ev.delay for ws in feeds for ev in ws.recv_events(timeout=0) if isinstance(ev, steadyws.Reconnecting)]
+        assert delays and max(delays) > 0.2, delays
+    finally:
+        for ws in feeds:
+            ws.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "name"),
+    [
+        ((0,), {}, ValueError, "rate"),
+        (("5",), {}, TypeError, "rate"),
+        ((5,), {"per": 0}, ValueError, "per"),
+        ((5,), {"per": "1"}, TypeError, "per"),
+        ((5,), {"burst": 6}, ValueError, "burst"),
+        ((5,), {"burst": 1.5}, TypeError, "burst"),
+        ((5,), {"wait": 1}, TypeError, "wait"),
+        ((5,), {"control_frames": None}, TypeError, "control_frames"),
+    ],
+)
+def test_rate_limit_bad_values_name_the_parameter(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type, name: str
+) -> None:
+    with pytest.raises(error, match=f"^{name}"):
+        steadyws.RateLimit(*args, **kwargs)
+
+
+def test_send_rate_must_be_a_rate_limit_and_a_batch_must_fit(steadyws_server: Server) -> None:
+    with pytest.raises(TypeError, match="^send_rate"):
+        steadyws.connect(steadyws_server.url, send_rate=5)  # type: ignore[typeddict-item]
+    with steadyws.connect(steadyws_server.url, send_rate=steadyws.RateLimit(2), reconnect=False) as ws:
+        with pytest.raises(ValueError, match="^messages"):
+            ws.send_batch(["a", "b", "c"])

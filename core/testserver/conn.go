@@ -140,9 +140,14 @@ func (c *client) readLoop(s *Server, src io.Reader) {
 			return
 		}
 		now := time.Now()
-		noteRate(&s.maxFrames, frames.add(now))
+		if hdr.OpCode != ws.OpClose {
+			noteRate(&s.maxFrames, frames.add(now))
+		}
 		if !hdr.OpCode.IsControl() && hdr.OpCode != ws.OpContinuation {
 			noteRate(&s.maxPerSecond, messages.add(now))
+			s.allMu.Lock()
+			noteRate(&s.maxAll, s.all.add(now))
+			s.allMu.Unlock()
 		}
 		if s.blackholed() {
 			if _, err := io.Copy(io.Discard, &rd); err != nil {

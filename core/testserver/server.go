@@ -73,10 +73,13 @@ type Counts struct {
 	Received   int64 // messages received
 	Dropped    int64 // received messages dropped because nobody called Recv
 	// MaxPerSecond is the most data messages one client sent within any
-	// one second; MaxFramesPerSecond counts pings, pongs and close frames
-	// too (a venue's rate limit may count them). Both are at most rateCap.
+	// one second; MaxFramesPerSecond counts pings and pongs too (a venue's
+	// rate limit may count them). Both are at most rateCap.
 	MaxPerSecond       int64
 	MaxFramesPerSecond int64
+	// MaxAllPerSecond is the most data messages all clients together sent
+	// within any one second: a budget shared by several connections.
+	MaxAllPerSecond int64
 }
 
 // Server is a running test server.
@@ -98,6 +101,9 @@ type Server struct {
 	silentUntil    atomic.Int64 // unix nanoseconds
 	maxPerSecond   atomic.Int64
 	maxFrames      atomic.Int64
+	maxAll         atomic.Int64
+	allMu          sync.Mutex
+	all            window // data messages of every client
 	handshakes     atomic.Int64
 	refused        atomic.Int64
 	receivedN      atomic.Int64
@@ -322,7 +328,7 @@ func (s *Server) Counts() Counts {
 	return Counts{
 		Handshakes: s.handshakes.Load(), Refused: s.refused.Load(), Live: live,
 		Received: s.receivedN.Load(), Dropped: s.dropped.Load(),
-		MaxPerSecond: s.maxPerSecond.Load(), MaxFramesPerSecond: s.maxFrames.Load(),
+		MaxPerSecond: s.maxPerSecond.Load(), MaxFramesPerSecond: s.maxFrames.Load(), MaxAllPerSecond: s.maxAll.Load(),
 	}
 }
 

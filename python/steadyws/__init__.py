@@ -33,12 +33,14 @@ from ._errors import (
     ProxyError,
     QueueFull,
     QueueOverflow,
+    RateLimited,
     TLSError,
     WebSocketError,
 )
 from ._events import Closed, Disconnected, Ended, Opened, QueueWarning, Reconnecting
 from ._lib import runtime_stats
 from ._options import Backoff, Options
+from ._ratelimit import RateLimit
 
 __version__ = "0.3.0"
 
@@ -69,6 +71,8 @@ __all__ = [
     "QueueFull",
     "QueueOverflow",
     "QueueWarning",
+    "RateLimit",
+    "RateLimited",
     "Reconnecting",
     "TLSError",
     "WebSocket",

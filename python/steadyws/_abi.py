@@ -35,6 +35,7 @@ class ErrorCode(enum.IntEnum):
     PROXY = 17  # the proxy refused or failed; status has its HTTP status
     TYPE = 18  # an argument has the wrong type; the message names it
     WOULD_BLOCK = 19  # a non-blocking call could not start now; try again
+    RATE_LIMITED = 20  # the rate limit (send_rate) has no room now; retry_after_us says when it will
 
 # Connection states (sws_state).
 STATES = (
@@ -120,6 +121,8 @@ STAT_NAMES = (
     "messages_fast",
     "last_data_age_ms",
     "stale",
+    "rate_waited",
+    "rate_refused",
 )
 
 
@@ -160,6 +163,8 @@ OPTIONS = {
     "ping_interval": Option("seconds", "20.0", "no heartbeat", "seconds between our pings", False),
     "ping_timeout": Option("seconds", "20.0", "never declare the server dead", "seconds after a ping without any frame before the server is declared dead", False),
     "max_silence": Option("seconds", "None", "off", "seconds without a data message before the feed is stale: the connection ends (reason stale) and reconnects", False),
+    "send_rate": Option("RateLimit", "None", "no limit", "a steadyws.RateLimit that paces send and send_batch (shared by every connection given it)", False),
+    "connect_rate": Option("RateLimit", "None", "no limit", "a steadyws.RateLimit that paces dial attempts, on top of the backoff schedule", False),
     "_open_gate": Option("bool", "False", "", "hold new connections back from senders until on_open returned", True),
     "_header_requests": Option("bool", "False", "", "ask for fresh headers before every reconnect attempt", True),
     "_proxy_env": Option("object", "None", "no proxy environment", "HTTP_PROXY, HTTPS_PROXY and NO_PROXY, for proxy=True", True),
@@ -184,6 +189,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "sws_hub_wakeup_fd": ("i64", "ptr", "ptr"),
     "sws_poll": ("i64", "ptr", "i32", "ptr", "i64", "i32", "i32", "ptr", "ptr", "ptr", "ptr"),
     "sws_provide_headers": ("i64", "i32", "ptr", "i64", "ptr", "i64", "ptr"),
+    "sws_ratelimit_new": ("i64", "i64", "i64", "i32", "ptr", "ptr"),
     "sws_ready": ("i64", "i32", "ptr"),
     "sws_runtime_stats": ("ptr", "i32", "ptr", "ptr"),
     "sws_send": ("i64", "ptr", "i64", "i32", "i32", "ptr"),

@@ -14,6 +14,7 @@ The tree::
     │       └── QueueOverflow            the inbound queue overflowed with overflow="close" (1008)
     ├── HandshakeError                   the HTTP upgrade failed; .status
     ├── NotConnected                     send() while (re)connecting, or before on_open returned
+    ├── RateLimited                      send_rate has no room (now, or within write_timeout); .retry_after
     ├── InternalError                    a bug in steadyws (a recovered panic)
     ├── OpenTimeout                      open_timeout passed (also a TimeoutError)
     └── NetworkError                     connecting failed (also a ConnectionError)
@@ -98,6 +99,16 @@ class HandshakeError(WebSocketError):
 
 class NotConnected(WebSocketError):
     """The connection is not open (yet): the message was not sent."""
+
+
+class RateLimited(WebSocketError):
+    """The connection's send_rate had no room for the message: at once
+    (``RateLimit(wait=False)``) or within write_timeout. Nothing was sent;
+    ``retry_after`` is how many seconds until the budget has room."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InternalError(WebSocketError):
@@ -187,7 +198,8 @@ def end_error(
 
 
 def error_from(code: int, text: str, *, close_code: int = 1006, reason: str = "", end_code: int = 0,
-               status: int = 0, closed_by: int = 0, dialing: bool = False) -> Exception:  # fmt: skip
+               status: int = 0, closed_by: int = 0, dialing: bool = False,
+               retry_after: float = 0.0) -> Exception:  # fmt: skip
     """The exception for a call that failed with ``code``, from that call's
     own error: wrong types are TypeError, wrong values ValueError, an ended
     connection the exception of its end."""
@@ -199,6 +211,8 @@ def error_from(code: int, text: str, *, close_code: int = 1006, reason: str = ""
         return end_error(close_code, reason, end_code, status, text, dialing, closed_by)
     if code == ErrorCode.NOT_CONNECTED:
         return NotConnected(text)
+    if code == ErrorCode.RATE_LIMITED:
+        return RateLimited(text, retry_after)
     if code == ErrorCode.TIMEOUT:
         return TimeoutError(text)
     if code in (ErrorCode.BAD_HANDLE, ErrorCode.INTERNAL, ErrorCode.BUFFER_TOO_SMALL, ErrorCode.WOULD_BLOCK):

@@ -35,6 +35,7 @@ class CError(ctypes.Structure):
         ("closed_by", c_int32),
         ("dialing", c_int32),
         ("text_len", c_int64),
+        ("retry_after_us", c_int64),
         ("reason", c_char * _abi.ERROR_REASON),
         ("text", c_char * _abi.ERROR_TEXT),
     ]
@@ -123,6 +124,7 @@ def exception(rc: int, err: CError) -> Exception:
         status=err.status,
         closed_by=err.closed_by,
         dialing=bool(err.dialing),
+        retry_after=err.retry_after_us / 1e6,
     )
 
 

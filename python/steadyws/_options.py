@@ -22,6 +22,7 @@ from typing import Any, Literal, TypedDict, Union
 from . import _lib
 from ._abi import BACKOFF_FACTOR, BACKOFF_JITTER, BACKOFF_MAX, BACKOFF_MIN, OPTIONS
 from ._callbacks import Callbacks
+from ._ratelimit import RateLimit
 
 HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 HeadersArg = Union[HeadersLike, Callable[[], HeadersLike], None]
@@ -58,6 +59,8 @@ class Options(TypedDict, total=False):
     ping_interval: float | None
     ping_timeout: float | None
     max_silence: float | None
+    send_rate: RateLimit | None
+    connect_rate: RateLimit | None
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def to_json(value: object) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": repr(value)}
-    if isinstance(value, Backoff):
+    if isinstance(value, (Backoff, RateLimit)):
         return value.config()
     if isinstance(value, os.PathLike):
         return to_json(os.fspath(value))
@@ -127,6 +130,20 @@ def build(
     if callbacks.on_open is not None:
         config["_open_gate"] = True
     return config, callbacks, header_fn
+
+
+def send_pacing(options: Mapping[str, object]) -> float:
+    """How long a send that must not block (an event loop's) may wait, in
+    its own sleeps, for its send_rate to have room: write_timeout for a
+    RateLimit(wait=True), 0 (raise RateLimited at once) otherwise. The
+    engine validated the options already."""
+    limit = options.get("send_rate")
+    if not isinstance(limit, RateLimit) or not limit.wait:
+        return 0.0
+    timeout = options.get("write_timeout", float(OPTIONS["write_timeout"].default))
+    if timeout is None:
+        return math.inf
+    return float(timeout)  # type: ignore[arg-type]
 
 
 def encode(config: dict[str, Any]) -> bytes:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
@@ -32,11 +33,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _lib
 from ._callbacks import Callbacks, Lifecycle, opening_number, run_async
 from ._conn import Connection, ConnectionInfo
-from ._errors import ConnectionClosed, ConnectionClosedOK
+from ._errors import ConnectionClosed, ConnectionClosedOK, RateLimited
 from ._events import Ended, Event, HubEvent, Message, thread_buffers
 from ._group import GroupStream
 from ._hub import Hub
-from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
+from ._options import (
+    Options,
+    build,
+    check_close,
+    check_count,
+    check_timeout,
+    encode_batch,
+    encode_message,
+    send_pacing,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -72,14 +82,14 @@ def connect(url: str, **options: Unpack[ConnectOptions]) -> _Connect:
     _lib.check_fork()
     built = build(url, options)
     _lib.validate(built[0])  # bad options raise here, not when awaited
-    return _Connect(url, built)
+    return _Connect(url, built, send_pacing(options))
 
 
 class _Connect:
     """The awaitable (and async context manager) connect() returns."""
 
-    def __init__(self, url: str, built: Built) -> None:
-        self._url, self._built = url, built
+    def __init__(self, url: str, built: Built, send_wait: float) -> None:
+        self._url, self._built, self._send_wait = url, built, send_wait
         self._ws: WebSocket | None = None
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
@@ -87,7 +97,7 @@ class _Connect:
 
     async def _open(self) -> WebSocket:
         _lib.check_fork()
-        ws, member = _open(self._url, self._built, 0)
+        ws, member = _open(self._url, self._built, 0, self._send_wait)
         await _wait_ready(member)
         return ws
 
@@ -107,10 +117,11 @@ _token = object()
 Built = tuple[dict[str, Any], Callbacks, Callable[[], Any] | None]
 
 
-def _open(url: str, built: Built, group: int) -> tuple[WebSocket, Member]:
+def _open(url: str, built: Built, group: int, send_wait: float) -> tuple[WebSocket, Member]:
     """Start a connection on the running loop whose messages go to its
     receive calls, to on_message, or to the group with hub ``group``; it is
-    ready once its member's ``opened`` is set."""
+    ready once its member's ``opened`` is set. ``send_wait``: see
+    send_pacing."""
     config, callbacks, header_fn = built
     receiver = callbacks.receiver(grouped=bool(group))
     made: list[WebSocket] = []
@@ -119,7 +130,7 @@ def _open(url: str, built: Built, group: int) -> tuple[WebSocket, Member]:
         return Lifecycle(made[0], conn, callbacks, header_fn)
 
     def owner(member: Member) -> None:
-        made.append(WebSocket(_token, member, receiver))
+        made.append(WebSocket(_token, member, receiver, send_wait))
 
     runner = LoopHub.of(asyncio.get_running_loop())
     member = runner.open(
@@ -252,12 +263,13 @@ async def _wait_ready(member: Member) -> None:
 class WebSocket(ConnectionInfo):
     """An asyncio client connection. Create it with :func:`connect`."""
 
-    def __init__(self, token: object, member: Member, receiver: str | None) -> None:
+    def __init__(self, token: object, member: Member, receiver: str | None, send_wait: float = 0.0) -> None:
         if token is not _token:
             raise TypeError("use steadyws.aio.connect() to make a WebSocket")
         self._member = member
         self._conn = member.conn
         self._receiver = receiver  # where the messages go if not to recv: on_message, or a Group
+        self._send_wait = send_wait  # seconds a send waits for its send_rate (see send_pacing)
         self._turns = turns = _Turns()
         self._lease = 0  # the connection whose socket this consumer holds (the last fast poll's gen)
         conn = member.conn
@@ -294,10 +306,21 @@ class WebSocket(ConnectionInfo):
             opening = opening_number(self._conn)
             await self._retry(lambda: self._conn.send_batch(blob, words, opening, nowait=True))
 
-    @staticmethod
-    async def _retry(attempt: Callable[[], bool]) -> None:
+    async def _retry(self, attempt: Callable[[], bool]) -> None:
+        """Try a non-blocking send until it goes out: a socket that takes no
+        more data is waited for with growing sleeps, a send_rate with no
+        room for its retry_after (up to write_timeout, with wait=True)."""
         delay, longest = _SEND_RETRY
-        while not attempt():
+        deadline = time.monotonic() + self._send_wait
+        while True:
+            try:
+                if attempt():
+                    return
+            except RateLimited as exc:
+                if time.monotonic() + exc.retry_after > deadline:
+                    raise
+                await asyncio.sleep(exc.retry_after)
+                continue
             await asyncio.sleep(delay)
             delay = min(2 * delay, longest)
 
@@ -570,10 +593,10 @@ class Group:
     async def connect(self, url: str, **options: Unpack[ConnectOptions]) -> WebSocket:
         """Open a member (see steadyws.aio.connect) once its on_open returned."""
         _lib.check_fork()
-        built = build(url, options)
+        built, send_wait = build(url, options), send_pacing(options)
         if self._hub.handle.freed:
             raise RuntimeError("the group is closed")
-        ws, member = _open(url, built, self._hub.value)
+        ws, member = _open(url, built, self._hub.value, send_wait)
         self._stream.add(member.conn.consumer, ws, member.conn)  # before the group can poll
         self._finished[member.conn] = member.finished
         try:

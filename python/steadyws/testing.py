@@ -257,9 +257,11 @@ class Server:
         """``handshakes`` accepted, ``refused``, ``live`` connections,
         messages ``received`` and ``dropped`` (past ``max_received``), and
         ``max_per_second``: the most data messages one client sent within
-        any one second (``max_frames_per_second`` counts pings, pongs and
-        close frames too), for testing a rate limit."""
-        names = ("handshakes", "refused", "live", "received", "dropped", "max_per_second", "max_frames_per_second")
+        any one second (``max_frames_per_second`` counts pings and pongs
+        too; ``max_all_per_second`` the data messages of all
+        clients together), for testing a rate limit."""
+        names = ("handshakes", "refused", "live", "received", "dropped", "max_per_second", "max_frames_per_second",
+                 "max_all_per_second")  # fmt: skip
         out = (ctypes.c_int64 * len(names))()
         self._call(lambda h: _lib.call(lib.sws_server_counts, h, out, len(out)))
         return dict(zip(names, out, strict=True))

@@ -177,6 +177,7 @@ typedef struct sws_error {
 	int32_t closed_by;  // SWS_ERR_CLOSED: an sws_side
 	int32_t dialing;    // SWS_ERR_CLOSED: 1 if the end came while connecting
 	int64_t text_len;   // the full length of the message, which text may truncate
+	int64_t retry_after_us; // SWS_ERR_RATE_LIMITED: microseconds until the rate limit has room; a 429/503's Retry-After
 	char reason[SWS_ERROR_REASON]; // SWS_ERR_CLOSED: the close reason, NUL-terminated
 	char text[SWS_ERROR_TEXT];     // the message, NUL-terminated
 } sws_error;
