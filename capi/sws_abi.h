@@ -77,8 +77,8 @@ enum sws_warn_kind {
 	SWS_WARN_HIGH_WATER = 2, // the queue passed 80% of a bound; b = its depth
 };
 
-// uint32 words per event in a polled batch: kind, length, a, b
-#define SWS_META_WORDS 4
+// uint32 words per event in a polled batch: kind, length, a, b, then the time (unix ns, a uint64 at byte 16)
+#define SWS_META_WORDS 6
 // word b of CLOSED and DISCONNECTED: the sws_code of the end
 #define SWS_END_ERR_MASK 255
 // word b: 1 if the end came while connecting

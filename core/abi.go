@@ -65,7 +65,7 @@ func ABI() ABIDescription {
 			}},
 		},
 		Constants: []ABIValue{
-			{"META_WORDS", MetaWords, "uint32 words per event in a polled batch: kind, length, a, b"},
+			{"META_WORDS", MetaWords, "uint32 words per event in a polled batch: kind, length, a, b, then the time (unix ns, a uint64 at byte 16)"},
 			{"END_ERR_MASK", EndErrMask, "word b of CLOSED and DISCONNECTED: the sws_code of the end"},
 			{"END_DIALING_SHIFT", EndDialingShift, "word b: 1 if the end came while connecting"},
 			{"END_SIDE_SHIFT", EndSideShift, "word b: the sws_side, 2 bits"},

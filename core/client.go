@@ -297,6 +297,9 @@ func (c *Client) finish(last fate) {
 
 // emit queues a lifecycle event and shows it to the observer, if any.
 func (c *Client) emit(ev Event) {
+	if ev.Time == 0 {
+		ev.Time = time.Now().UnixNano()
+	}
 	c.q.putEvent(ev)
 	if m := c.observer.Load(); m != nil {
 		m.lifecycle(ev)

@@ -41,6 +41,9 @@ type Event struct {
 	End   End           // EventClosed, EventDisconnected; Data is End.Reason + End.Detail
 	Delay time.Duration // EventReconnecting
 	Count int64         // EventWarning
+	// Time is when it happened, in unix nanoseconds (time.time_ns()'s
+	// clock): for a message, when its last frame was read from the socket.
+	Time int64
 }
 
 func (e *Event) isMessage() bool { return e.Kind == EventText || e.Kind == EventBinary }
@@ -61,7 +64,10 @@ func (e *Event) droppable() bool { return e.Kind != EventClosed }
 //   - EventReconnecting: a = attempt, b = delay in milliseconds.
 //   - EventWarning: a = WarnDrops or WarnHighWater, b = its count.
 //   - EventHeaders: a = request number.
-const MetaWords = 4
+//
+// Words 4 and 5 are Event.Time, low word first: the uint64 at byte 16 of
+// the event's 24 bytes, in the native (little-endian) order.
+const MetaWords = 6
 
 // The bit layout of word b of an ended event.
 const (
@@ -84,6 +90,7 @@ func EncodeEvents(events []Event, meta []uint32, data []byte) (n, size int) {
 		}
 		m := meta[n*MetaWords : (n+1)*MetaWords]
 		m[0], m[1], m[2], m[3] = uint32(ev.Kind), uint32(len(ev.Data)), ev.word2(), ev.word3()
+		m[4], m[5] = uint32(ev.Time), uint32(uint64(ev.Time)>>32)
 		size += copy(data[size:], ev.Data)
 		n++
 	}
@@ -123,7 +130,7 @@ func DecodeEvents(meta []uint32, data []byte, n int) []Event {
 	off := 0
 	for i := 0; i < n; i++ {
 		m := meta[i*MetaWords : (i+1)*MetaWords]
-		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])]}
+		ev := Event{Kind: EventKind(m[0]), Data: data[off : off+int(m[1])], Time: int64(uint64(m[4]) | uint64(m[5])<<32)}
 		off += int(m[1])
 		switch ev.Kind {
 		case EventClosed, EventDisconnected:

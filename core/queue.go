@@ -139,13 +139,14 @@ type message struct {
 	data  []byte
 	runes int
 	text  bool
+	at    int64 // Event.Time
 }
 
 func (m *message) event() Event {
 	if m.text {
-		return Event{Kind: EventText, Data: m.data, Runes: m.runes}
+		return Event{Kind: EventText, Data: m.data, Runes: m.runes, Time: m.at}
 	}
-	return Event{Kind: EventBinary, Data: m.data}
+	return Event{Kind: EventBinary, Data: m.data, Time: m.at}
 }
 
 // lifeEvent is a lifecycle event that comes after the first at messages.
@@ -301,7 +302,7 @@ func (q *queue) pushLocked(ev Event) (wasEmpty bool) {
 	if q.n == len(q.ring) {
 		q.growLocked()
 	}
-	q.ring[(q.head+q.n)%len(q.ring)] = message{data: ev.Data, runes: ev.Runes, text: ev.Kind == EventText}
+	q.ring[(q.head+q.n)%len(q.ring)] = message{data: ev.Data, runes: ev.Runes, text: ev.Kind == EventText, at: ev.Time}
 	q.n++
 	q.bytes += int64(len(ev.Data))
 	q.highMark = max(q.highMark, q.n+q.lentN)
@@ -453,7 +454,7 @@ func (q *queue) observeDropsLocked(n int64) {
 	q.obsDrops += n
 	if now := time.Now(); q.observe != nil && now.Sub(q.obsLastDropped) >= warnEvery {
 		q.obsLastDropped = now
-		q.observed = append(q.observed, Event{Kind: EventWarning, Runes: WarnDrops, Count: q.obsDrops, Data: q.dropMessage(q.obsDrops)})
+		q.observed = append(q.observed, Event{Kind: EventWarning, Runes: WarnDrops, Count: q.obsDrops, Data: q.dropMessage(q.obsDrops), Time: time.Now().UnixNano()})
 		q.obsDrops = 0
 	}
 }
@@ -465,7 +466,7 @@ func (q *queue) dropMessage(count int64) []byte {
 
 // warnLocked queues a warning of kind and remembers it as pending.
 func (q *queue) warnLocked(kind int, count int64, msg string) bool {
-	becameReady := q.pushLifeLocked(Event{Kind: EventWarning, Runes: kind, Data: []byte(msg), Count: count})
+	becameReady := q.pushLifeLocked(Event{Kind: EventWarning, Runes: kind, Data: []byte(msg), Count: count, Time: time.Now().UnixNano()})
 	q.pendingWarn[kind] = len(q.life) - 1
 	return becameReady
 }
@@ -483,7 +484,7 @@ func (q *queue) checkHighWaterLocked() {
 		msg := fmt.Sprintf("inbound queue above %.0f%%: %d messages, %d bytes waiting", highWater*100, count, bytes)
 		q.warnLocked(WarnHighWater, int64(count), msg)
 		if q.observe != nil {
-			q.observed = append(q.observed, Event{Kind: EventWarning, Runes: WarnHighWater, Count: int64(count), Data: []byte(msg)})
+			q.observed = append(q.observed, Event{Kind: EventWarning, Runes: WarnHighWater, Count: int64(count), Data: []byte(msg), Time: time.Now().UnixNano()})
 		}
 	}
 }

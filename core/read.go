@@ -248,7 +248,11 @@ func (cn *conn) readBurst(consumer bool) (int, error) {
 	c := cn.client
 	c.stats.add(StatMessagesIn, int64(len(batch)))
 	c.stats.add(StatBytesIn, size)
-	c.lastData.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano() // the burst's frames were read together
+	for i := range batch {
+		batch[i].Time = now
+	}
+	c.lastData.Store(now)
 	err := c.queueAll(cn, batch)
 	clear(batch) // the queue holds the messages now, not the batch
 	cn.burst = batch[:0]
@@ -510,7 +514,8 @@ func (c *Client) queueAll(cn *conn, evs []Event) error {
 func (c *Client) deliver(cn *conn, ev Event) error {
 	c.stats.add(StatMessagesIn, 1)
 	c.stats.add(StatBytesIn, int64(len(ev.Data)))
-	c.lastData.Store(time.Now().UnixNano())
+	ev.Time = time.Now().UnixNano() // its last frame was just read
+	c.lastData.Store(ev.Time)
 	_, wait, err := c.q.tryPut(ev)
 	if wait {
 		c.deliverBlocked(cn, ev)

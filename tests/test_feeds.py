@@ -425,3 +425,149 @@ def test_send_rate_must_be_a_rate_limit_and_a_batch_must_fit(steadyws_server: Se
     with steadyws.connect(steadyws_server.url, send_rate=steadyws.RateLimit(2), reconnect=False) as ws:
         with pytest.raises(ValueError, match="^messages"):
             ws.send_batch(["a", "b", "c"])
+
+
+# -- receive timestamps ----------------------------------------------------------------------
+
+TRIALS = 20
+
+
+def test_recv_batch_timestamps_are_monotonic_and_taken_at_the_socket(steadyws_server: Server) -> None:
+    """Each message's time is when it was read from the socket: after the server was told to send it,
+    before (and close to) a reading taken right after recv_batch returned; non-decreasing across batches.
+    Closeness is judged on the median of 20 single-message trials (< 1 ms; each < 100 ms on a loaded
+    machine)."""
+    srv = steadyws_server
+    with steadyws.connect(srv.url, reconnect=False) as ws:
+        srv.send("warm-up")
+        ws.recv(timeout=10)
+        gaps, last = [], 0
+        for i in range(TRIALS):
+            before = time.time_ns()
+            srv.send(f"t{i}")
+            messages, stamps = ws.recv_batch(timeout=10, timestamps=True)
+            after = time.time_ns()
+            assert messages == [f"t{i}"] and len(stamps) == 1
+            assert before <= stamps[0] <= after
+            assert stamps[0] >= last
+            last = stamps[0]
+            gaps.append(after - stamps[0])
+        srv.flood(500, 100)
+        got: list[Any] = []
+        times: list[int] = []
+        while len(got) < 500:
+            batch, stamps = ws.recv_batch(timeout=10, timestamps=True)
+            got += batch
+            times += stamps
+        assert len(times) == 500 and times == sorted(times) and times[0] >= last
+        assert ws.last_received_ns == times[-1]
+    gaps.sort()
+    assert gaps[TRIALS // 2] < 1_000_000, f"median socket-to-return {gaps[TRIALS // 2] / 1e6:.2f} ms"
+    assert gaps[-1] < 100_000_000
+
+
+def test_asyncio_recv_batch_timestamps(steadyws_server: Server) -> None:
+    srv = steadyws_server
+
+    async def main() -> tuple[list[Any], list[int], int, int, int]:
+        async with steadyws.aio.connect(srv.url, reconnect=False) as ws:
+            before = time.time_ns()
+            for i in range(3):
+                srv.send(f"a{i}")
+            got: list[Any] = []
+            stamps: list[int] = []
+            while len(got) < 3:
+                batch, times = await ws.recv_batch(timeout=10, timestamps=True)
+                got += batch
+                stamps += times
+            plain = await ws.recv_batch(timeout=0)
+            return got, stamps, before, time.time_ns(), len(plain) + ws.last_received_ns - stamps[-1]
+
+    got, stamps, before, after, rest = asyncio.run(main())
+    assert got == ["a0", "a1", "a2"]
+    assert stamps == sorted(stamps) and before <= stamps[0] and stamps[-1] <= after
+    assert rest == 0  # nothing more came, and last_received_ns is the last stamp
+
+
+def test_last_received_ns_for_recv_and_on_message(steadyws_server: Server) -> None:
+    srv = steadyws_server
+    seen: queue.Queue[tuple[Any, int]] = queue.Queue()
+    with steadyws.connect(srv.url, reconnect=False) as ws:
+        assert ws.last_received_ns == 0
+        before = time.time_ns()
+        srv.send("one")
+        assert ws.recv(timeout=10) == "one"
+        assert before <= ws.last_received_ns <= time.time_ns()
+    with steadyws.connect(srv.url, reconnect=False, on_message=lambda ws, m: seen.put((m, ws.last_received_ns))) as cb:
+        before = time.time_ns()
+        srv.send("two")
+        message, at = seen.get(timeout=10)
+        assert message == "two" and before <= at <= time.time_ns()
+        assert cb.last_received_ns == at
+
+
+def test_lifecycle_events_carry_their_time(steadyws_server: Server) -> None:
+    """After a reset: Disconnected, Reconnecting and Opened carry time_ns in order, so the interval the
+    reconnect left uncovered is [Disconnected.time_ns, Opened.time_ns]; messages before and after fall
+    outside it."""
+    srv = steadyws_server
+    with steadyws.connect(srv.url, reconnect=FAST) as ws:
+        srv.send("before")
+        assert ws.recv(timeout=10) == "before"
+        sent_before = ws.last_received_ns
+        srv.reset()
+        events: list[Any] = []
+        while not any(isinstance(ev, steadyws.Opened) for ev in events):
+            events += ws.recv_events(timeout=10)
+        lost = next(ev for ev in events if isinstance(ev, steadyws.Disconnected))
+        retry = next(ev for ev in events if isinstance(ev, steadyws.Reconnecting))
+        opened = next(ev for ev in events if isinstance(ev, steadyws.Opened))
+        assert sent_before <= lost.time_ns <= retry.time_ns <= opened.time_ns <= time.time_ns()
+        srv.send("after")
+        assert ws.recv(timeout=10) == "after"
+        assert ws.last_received_ns >= opened.time_ns
+
+
+@pytest.mark.parametrize("api", ["threaded", "asyncio"])
+def test_group_recv_batch_timestamps(steadyws_server: Server, api: str) -> None:
+    srv = steadyws_server
+    if api == "threaded":
+        with steadyws.Group() as feeds:
+            a = feeds.connect(srv.url, reconnect=False)
+            b = feeds.connect(srv.url, reconnect=False)
+            before = time.time_ns()
+            srv.send("both")
+            pairs: list[Any] = []
+            stamps: list[int] = []
+            while len(pairs) < 2:
+                got, times = feeds.recv_batch(timeout=10, timestamps=True)
+                pairs += got
+                stamps += times
+            members = [a, b]
+            last = max(a.last_received_ns, b.last_received_ns)
+    else:
+
+        async def main() -> tuple[list[Any], list[int], int, list[Any], int]:
+            async with steadyws.aio.Group() as feeds:
+                a = await feeds.connect(srv.url, reconnect=False)
+                b = await feeds.connect(srv.url, reconnect=False)
+                start = time.time_ns()
+                srv.send("both")
+                got_pairs: list[Any] = []
+                got_stamps: list[int] = []
+                while len(got_pairs) < 2:
+                    got, times = await feeds.recv_batch(timeout=10, timestamps=True)
+                    got_pairs += got
+                    got_stamps += times
+                return got_pairs, got_stamps, start, [a, b], max(a.last_received_ns, b.last_received_ns)
+
+        pairs, stamps, before, members, last = asyncio.run(main())
+    assert sorted(id(ws) for ws, _ in pairs) == sorted(id(ws) for ws in members)
+    assert len(stamps) == 2 and all(before <= t <= time.time_ns() for t in stamps)
+    assert last == stamps[-1]
+
+
+def test_timestamps_must_be_a_bool(steadyws_server: Server) -> None:
+    with steadyws.connect(steadyws_server.url, reconnect=False) as ws:
+        with pytest.raises(TypeError, match="^timestamps"):
+            ws.recv_batch(timeout=0, timestamps=1)  # type: ignore[call-overload]

@@ -87,7 +87,7 @@ class WarnKind(enum.IntEnum):
     HIGH_WATER = 2  # the queue passed 80% of a bound; b = its depth
 
 
-META_WORDS = 4  # uint32 words per event in a polled batch: kind, length, a, b
+META_WORDS = 6  # uint32 words per event in a polled batch: kind, length, a, b, then the time (unix ns, a uint64 at byte 16)
 END_ERR_MASK = 255  # word b of CLOSED and DISCONNECTED: the sws_code of the end
 END_DIALING_SHIFT = 8  # word b: 1 if the end came while connecting
 END_SIDE_SHIFT = 9  # word b: the sws_side, 2 bits

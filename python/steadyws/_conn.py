@@ -205,7 +205,7 @@ class Connection:
         events, messages_only = buffers.decode()
         if not messages_only and any(isinstance(ev, Ended) for ev in events):
             self._drop_socket(h)  # Disconnected or Closed: that socket is over
-        if self.stream.feed(events, messages_only):
+        if self.stream.feed(events, buffers.times(), messages_only):
             for ev in reversed(events):
                 if isinstance(ev, Closed):
                     self.record_end(ev)
@@ -357,6 +357,13 @@ class ConnectionInfo:
         """ "connecting" (until on_open returned), "open", "reconnecting", "closing" or "closed"."""
         _lib.check_fork()
         return self._conn.state()
+
+    @property
+    def last_received_ns(self) -> int:
+        """When the message most recently handed out (by recv, recv_batch,
+        iteration, on_message or the Group) was read from the socket -- its
+        last frame -- in time.time_ns()'s clock; 0 before the first."""
+        return self._conn.stream.last_ns
 
     @property
     def close_code(self) -> int | None:

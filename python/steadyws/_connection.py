@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _lib
 from ._callbacks import Lifecycle, opening_number
@@ -26,7 +26,16 @@ from ._errors import ConnectionClosed, ConnectionClosedOK
 from ._events import Event, Message, thread_buffers
 from ._group import GroupStream
 from ._hub import Hub
-from ._options import Options, build, check_close, check_count, check_timeout, encode_batch, encode_message
+from ._options import (
+    Options,
+    build,
+    check_close,
+    check_count,
+    check_flag,
+    check_timeout,
+    encode_batch,
+    encode_message,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -164,18 +173,33 @@ class WebSocket(ConnectionInfo):
             if message is not None:
                 return message
 
-    def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[Message]:
+    @overload
+    def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[False] = ...
+    ) -> list[Message]: ...
+
+    @overload
+    def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[True]
+    ) -> tuple[list[Message], list[int]]: ...
+
+    def recv_batch(
+        self, max_messages: int = 1000, timeout: float | None = None, *, timestamps: bool = False
+    ) -> list[Message] | tuple[list[Message], list[int]]:
         """Return up to ``max_messages`` messages, waiting up to ``timeout``
         seconds for the first; [] if none came. Raises like recv() once the
-        connection has ended and nothing is left."""
+        connection has ended and nothing is left. With ``timestamps=True``:
+        the messages and, for each, when its last frame was read from the
+        socket (time.time_ns()'s clock)."""
         check_count("max_messages", max_messages)
+        check_flag("timestamps", timestamps)
         self._check_receiver()
         deadline = _deadline(timeout)
         stream = self._conn.stream
         while True:
-            messages = stream.take_messages(max_messages)
+            messages, stamps = stream.take_messages(max_messages)
             if messages or not self._pull(deadline):
-                return messages
+                return (messages, stamps) if timestamps else messages
 
     def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[Event]:
         """Return up to ``max_events`` items of the event stream -- messages
@@ -366,16 +390,30 @@ class Group:
             if not self._pull(deadline):
                 raise TimeoutError(f"no message within {timeout} s")
 
-    def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[tuple[WebSocket, Message]]:
+    @overload
+    def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[False] = ...
+    ) -> list[tuple[WebSocket, Message]]: ...
+
+    @overload
+    def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[True]
+    ) -> tuple[list[tuple[WebSocket, Message]], list[int]]: ...
+
+    def recv_batch(
+        self, max_messages: int = 1000, timeout: float | None = None, *, timestamps: bool = False
+    ) -> list[tuple[WebSocket, Message]] | tuple[list[tuple[WebSocket, Message]], list[int]]:
         """Up to ``max_messages`` ``(ws, message)`` pairs, waiting up to
-        ``timeout`` for the first; [] if none came."""
+        ``timeout`` for the first; [] if none came. With ``timestamps=True``
+        also each message's receive time (see WebSocket.recv_batch)."""
         check_count("max_messages", max_messages)
+        check_flag("timestamps", timestamps)
         _lib.check_fork()
         deadline = _deadline(timeout)
         while True:
-            items = self._stream.take_messages(max_messages)
+            items, stamps = self._stream.take_messages(max_messages)
             if items or not self._pull(deadline):
-                return items
+                return (items, stamps) if timestamps else items
 
     def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[tuple[WebSocket, Event]]:
         """Up to ``max_events`` ``(ws, event)`` pairs: messages and each
@@ -412,7 +450,7 @@ class Group:
     def _poll(self, wait: float) -> None:
         hub = self._hub
         hub.ack(self._stream.owed())
-        hub.ack(self._stream.feed(hub.poll(math.ceil(wait * 1000))))
+        hub.ack(self._stream.feed(hub.poll(math.ceil(wait * 1000))))  # runs: (member, events, times)
 
     def close(self) -> None:
         """Close every member (with 1000) and wait for their ends; then the

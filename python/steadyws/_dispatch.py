@@ -19,6 +19,7 @@ from typing import Any
 from . import _lib
 from ._callbacks import Lifecycle, run
 from ._conn import Connection
+from ._events import is_message
 from ._hub import Hub
 
 logger = logging.getLogger("steadyws")
@@ -93,12 +94,14 @@ class Dispatcher:
         """Run the callbacks of the next events, waiting up to ``timeout_ms``."""
         hub = self._hub
         assert hub is not None
-        for member, events in hub.poll(timeout_ms):
+        for member, events, times in hub.poll(timeout_ms):
             with self._lock:
                 lifecycle = self._members.get(member)
             try:
                 if lifecycle is not None:
-                    for event in events:
+                    for event, at in zip(events, times, strict=True):
+                        if is_message(event):
+                            lifecycle.conn.stream.delivered(at)
                         run(lifecycle, event)
             except BaseException:  # noqa: BLE001 - a bug here must not wedge the other connections
                 logger.exception("steadyws: the events of a connection failed")

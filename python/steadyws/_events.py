@@ -1,7 +1,8 @@
 """The events of a connection, and turning one polled batch into them.
 
 sws_poll fills two caller-owned buffers in one call: META_WORDS uint32 words
-per event (kind, length, a, b) and the events' data back to back (a hub poll
+per event (kind, length, a, b, and the time it happened or its last frame
+was read, a uint64 of unix nanoseconds) and the events' data back to back (a hub poll
 also fills the member of each event). A batch of text messages, the common
 case, is decoded with one UTF-8 decode of the whole data and sliced by
 code-point offsets that Go computed; other batches are cut per event.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Union
 
@@ -37,6 +38,7 @@ class Opened:
 
     subprotocol: str | None
     connection: int = 1
+    time_ns: int = field(default=0, compare=False)  # when it happened: time.time_ns()'s clock
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Ended:
     detail: str = ""
     dialing: bool = False
     closed_by: ClosedBy = None
+    time_ns: int = field(default=0, compare=False)  # when it happened: time.time_ns()'s clock
 
     def exception(self) -> WebSocketError:
         """The exception this end raises, everywhere."""
@@ -87,6 +90,7 @@ class Reconnecting:
     attempt: int
     delay: float
     detail: str
+    time_ns: int = field(default=0, compare=False)  # when it happened: time.time_ns()'s clock
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class QueueWarning:
     kind: str
     count: int
     message: str
+    time_ns: int = field(default=0, compare=False)  # when it happened: time.time_ns()'s clock
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ class Buffers:
         self.meta = bytearray(4 * META_WORDS * max_events)
         self.meta_c = (ctypes.c_char * len(self.meta)).from_buffer(self.meta)
         self.words = memoryview(self.meta).cast("I")
+        self.times_view = memoryview(self.meta).cast("Q")  # each event's time is the uint64 at index 3 * i + 2
         self.src = (ctypes.c_uint32 * max_events)() if sources else None
         self.count = ctypes.c_int32()
         self.size = ctypes.c_int64()
@@ -155,6 +161,11 @@ class Buffers:
             return self._binaries(self.words[1:end:META_WORDS].tolist(), size), True
         return self._mixed(self.words[:end].tolist(), count), False
 
+    def times(self) -> list[int]:
+        """When each event of the last batch happened (a message: when its
+        last frame was read), in time.time_ns()'s clock."""
+        return self.times_view[2 : 3 * self.count.value : 3].tolist()
+
     def sources(self) -> list[int]:
         """The member of each event of the last hub poll."""
         assert self.src is not None
@@ -176,32 +187,33 @@ class Buffers:
         out: list[HubEvent] = []
         view, off = self.view, 0
         for i in range(count):
-            kind, length, a, b = words[i * META_WORDS : (i + 1) * META_WORDS]
+            kind, length, a, b, low, high = words[i * META_WORDS : (i + 1) * META_WORDS]
             data = view[off : off + length]
             off += length
-            out.append(_event(kind, a, b, data))
+            out.append(_event(kind, a, b, data, low | high << 32))
         return out
 
 
-def _event(kind: int, a: int, b: int, data: memoryview) -> HubEvent:
+def _event(kind: int, a: int, b: int, data: memoryview, at: int) -> HubEvent:
     if kind == EventKind.TEXT:
         return str(data, "utf-8")
     if kind == EventKind.BINARY:
         return bytes(data)
     if kind == EventKind.OPEN:
-        return Opened(str(data, "utf-8") or None, a)
+        return Opened(str(data, "utf-8") or None, a, at)
     if kind in (EventKind.CLOSED, EventKind.DISCONNECTED):
-        return _ended(kind, a, b, bytes(data))
+        return _ended(kind, a, b, bytes(data), at)
     if kind == EventKind.RECONNECTING:
-        return Reconnecting(a, b / 1000, str(data, "utf-8", "replace"))
+        return Reconnecting(a, b / 1000, str(data, "utf-8", "replace"), at)
     if kind == EventKind.WARNING:
-        return QueueWarning("drops" if a == WarnKind.DROPS else "high_water", b, str(data, "utf-8", "replace"))
+        kind_name = "drops" if a == WarnKind.DROPS else "high_water"
+        return QueueWarning(kind_name, b, str(data, "utf-8", "replace"), at)
     if kind == EventKind.HEADERS:
         return HeadersWanted(a)
     raise ValueError(f"unknown event kind {kind}")
 
 
-def _ended(kind: int, a: int, b: int, data: bytes) -> Closed | Disconnected:
+def _ended(kind: int, a: int, b: int, data: bytes, at: int) -> Closed | Disconnected:
     """Closed or Disconnected from its packed words: the data is the close
     reason, then the detail."""
     cls: type[Closed] | type[Disconnected] = Closed if kind == EventKind.CLOSED else Disconnected
@@ -214,6 +226,7 @@ def _ended(kind: int, a: int, b: int, data: bytes) -> Closed | Disconnected:
         detail=data[cut:].decode("utf-8", "replace"),
         dialing=bool(b >> END_DIALING_SHIFT & 1),
         closed_by=side_name(b >> END_SIDE_SHIFT & END_SIDE_MASK),
+        time_ns=at,
     )
 
 

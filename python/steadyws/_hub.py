@@ -28,9 +28,10 @@ class Hub:
         self._buffers = Buffers(MAX_EVENTS, DATA_BYTES, sources=True)
         self._fd: int | None = None
 
-    def poll(self, timeout_ms: int) -> list[tuple[int, list[HubEvent]]]:
-        """The next events, waiting up to ``timeout_ms``, as (member, events)
-        runs; each member's run must be acknowledged (ack) after it ran."""
+    def poll(self, timeout_ms: int) -> list[tuple[int, list[HubEvent], list[int]]]:
+        """The next events, waiting up to ``timeout_ms``, as (member, events,
+        times) runs; each member's run must be acknowledged (ack) after it
+        ran."""
         b = self._buffers
         try:
             h = self.handle.acquire()
@@ -49,13 +50,14 @@ class Hub:
         if rc != ErrorCode.OK or b.count.value == 0:
             return []
         events, _ = b.decode()
+        times = b.times()
         # Each member's events come as one run: cut the batch at the changes
         # of member, per run rather than per event.
-        runs: list[tuple[int, list[HubEvent]]] = []
+        runs: list[tuple[int, list[HubEvent], list[int]]] = []
         start = 0
         for member, same in groupby(b.sources()):
             end = start + len(list(same))
-            runs.append((member, events[start:end]))
+            runs.append((member, events[start:end], times[start:end]))
             start = end
         return runs
 

@@ -231,6 +231,12 @@ def check_timeout(name: str, value: object) -> float | None:
     return float(value)
 
 
+def check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
+
+
 def check_count(name: str, value: object, maximum: int = 1 << 30) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from ._events import Closed, Event, HubEvent, Message, Opened, is_message
 
@@ -27,7 +27,9 @@ class EventStream:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: deque[Event] = deque()
+        self._times: deque[int] = deque()  # each item's time_ns: when it happened, or its last frame was read
         self._lifecycle = 0  # items that are not messages
+        self.last_ns = 0  # the time of the message most recently taken (0: none yet)
         self._end: Callable[[], Exception] | None = None  # makes the end's exception, once reached
 
     def empty(self) -> bool:
@@ -38,25 +40,33 @@ class EventStream:
         """The consumer has reached the end: every call raises it."""
         return self._end is not None
 
-    def feed(self, events: Iterable[HubEvent], messages_only: bool = False) -> bool:
-        """Queue a polled batch; True if it held the end (Closed)."""
+    def feed(self, events: list[HubEvent], times: list[int], messages_only: bool = False) -> bool:
+        """Queue a polled batch and its times; True if it held the end (Closed)."""
         with self._lock:
             if self._end is not None:
                 return False
             if messages_only:
                 self._items.extend(events)  # type: ignore[arg-type]
+                self._times.extend(times)
                 return False
             closed = False
-            for ev in events:
+            for ev, at in zip(events, times, strict=True):
                 if is_message(ev):
                     self._items.append(ev)  # type: ignore[arg-type]
+                    self._times.append(at)
                     continue
                 if isinstance(ev, Opened) and ev.connection == 1:
                     continue  # connect() waited for it
                 closed = closed or isinstance(ev, Closed)
                 self._items.append(ev)  # type: ignore[arg-type]
+                self._times.append(at)
                 self._lifecycle += 1
             return closed
+
+    def delivered(self, at: int) -> None:
+        """A message of this connection with time ``at`` was handed out by
+        another way (on_message, a Group): it is the last received."""
+        self.last_ns = at
 
     def end(self, exception: Callable[[], Exception]) -> None:
         """The connection ended without the stream reaching a Closed event
@@ -65,46 +75,53 @@ class EventStream:
         with self._lock:
             if self._end is None:
                 self._end = exception
-            self._items.clear()
-            self._lifecycle = 0
+            self._clear()
 
     def take_message(self) -> Message | None:
         """The next message, skipping lifecycle events; None if nothing is
         waiting; raises the end once reached."""
         with self._lock:
-            items = self._items
+            items, times = self._items, self._times
             while items:
-                item = items.popleft()
+                item, at = items.popleft(), times.popleft()
                 if is_message(item):
+                    self.last_ns = at
                     return item  # type: ignore[return-value]
                 self._lifecycle -= 1
                 self._reach(item)
             self._raise_if_ended()
             return None
 
-    def take_messages(self, limit: int) -> list[Message]:
-        """Up to ``limit`` messages; [] if nothing is waiting; raises the end
-        once reached with nothing taken."""
+    def take_messages(self, limit: int) -> tuple[list[Message], list[int]]:
+        """Up to ``limit`` messages and their times; [] if nothing is
+        waiting; raises the end once reached with nothing taken."""
         with self._lock:
-            items = self._items
+            items, times = self._items, self._times
+            stamps: list[int]
             if self._lifecycle == 0 and len(items) <= limit:
                 out: list[Message] = list(items)  # type: ignore[arg-type]
+                stamps = list(times)
                 items.clear()
+                times.clear()
             else:
-                out = []
+                out, stamps = [], []
                 while items and len(out) < limit:
                     item = items[0]
                     if is_message(item):
                         out.append(items.popleft())  # type: ignore[arg-type]
+                        stamps.append(times.popleft())
                         continue
                     if isinstance(item, Closed) and out:
                         break  # the end after what was taken
                     items.popleft()
+                    times.popleft()
                     self._lifecycle -= 1
                     self._reach(item)
-            if not out:
+            if out:
+                self.last_ns = stamps[-1]
+            else:
                 self._raise_if_ended()
-            return out
+            return out, stamps
 
     def take_events(self, limit: int) -> list[Event]:
         """Up to ``limit`` items, lifecycle events included; the Closed event
@@ -114,14 +131,15 @@ class EventStream:
                 self._raise_if_ended()
             out: list[Event] = []
             while self._items and len(out) < limit:
-                item = self._items.popleft()
+                item, at = self._items.popleft(), self._times.popleft()
                 out.append(item)
-                if not is_message(item):
+                if is_message(item):
+                    self.last_ns = at
+                else:
                     self._lifecycle -= 1
                     if isinstance(item, Closed):
                         self._end = item.exception
-                        self._items.clear()
-                        self._lifecycle = 0
+                        self._clear()
             return out
 
     def held(self) -> tuple[int, int]:
@@ -139,8 +157,12 @@ class EventStream:
     def _reach(self, item: Event) -> None:
         if isinstance(item, Closed):
             self._end = item.exception
-            self._items.clear()
-            self._lifecycle = 0
+            self._clear()
+
+    def _clear(self) -> None:
+        self._items.clear()
+        self._times.clear()
+        self._lifecycle = 0
 
     def _raise_if_ended(self) -> None:
         if self._end is not None:

@@ -22,19 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _lib
 from ._callbacks import Callbacks, Lifecycle, opening_number, run_async
 from ._conn import Connection, ConnectionInfo
 from ._errors import ConnectionClosed, ConnectionClosedOK, RateLimited
-from ._events import Ended, Event, HubEvent, Message, thread_buffers
+from ._events import Ended, Event, HubEvent, Message, is_message, thread_buffers
 from ._group import GroupStream
 from ._hub import Hub
 from ._options import (
@@ -42,6 +43,7 @@ from ._options import (
     build,
     check_close,
     check_count,
+    check_flag,
     check_timeout,
     encode_batch,
     encode_message,
@@ -146,7 +148,7 @@ class Member:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.lifecycle: Lifecycle
-        self.pending: deque[HubEvent] = deque()
+        self.pending: deque[tuple[HubEvent, int]] = deque()  # events and their times
         self.task: asyncio.Task[None] | None = None
         self.opened = asyncio.Event()  # first connection ready, or ended before
         self.finished = asyncio.Event()  # the end was seen and on_close returned
@@ -207,13 +209,13 @@ class LoopHub:
 
     def _readable(self) -> None:
         """Members have events: queue each run on its member's task."""
-        for member_id, events in self._hub.poll(0):
+        for member_id, events, times in self._hub.poll(0):
             with self._lock:
                 member = self._members.get(member_id)
             if member is None:
                 self._hub.ack((member_id,))
                 continue
-            member.pending.extend(events)
+            member.pending.extend(zip(events, times, strict=True))
             if member.task is None:
                 member.task = asyncio.get_running_loop().create_task(self._run(member_id, member))
 
@@ -222,7 +224,9 @@ class LoopHub:
         let the hub hand out its next run."""
         try:
             while member.pending:
-                ev = member.pending.popleft()
+                ev, at = member.pending.popleft()
+                if is_message(ev):
+                    member.conn.stream.delivered(at)
                 await run_async(member.lifecycle, ev)
                 if isinstance(ev, Ended):
                     member.ended()
@@ -392,10 +396,10 @@ class WebSocket(ConnectionInfo):
         message: Message = await _with_timeout(self._recv(), timeout)
         return message
 
-    def _now(self, take: Callable[[], list[T]]) -> list[T]:
+    def _now(self, take: Callable[[], T], empty: Callable[[T], bool] = operator.not_) -> T:
         """``take()`` what has arrived, polling the engine once if nothing has."""
         got = take()
-        if not got:
+        if empty(got):
             self._poll_now()
             got = take()
         return got
@@ -406,24 +410,41 @@ class WebSocket(ConnectionInfo):
             await self._pull()
         return message
 
-    async def recv_batch(self, max_messages: int = 1000, timeout: float | None = None) -> list[Message]:
-        """Up to ``max_messages`` messages, waiting up to ``timeout`` for the first; [] if none came."""
+    @overload
+    async def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[False] = ...
+    ) -> list[Message]: ...
+
+    @overload
+    async def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[True]
+    ) -> tuple[list[Message], list[int]]: ...
+
+    async def recv_batch(
+        self, max_messages: int = 1000, timeout: float | None = None, *, timestamps: bool = False
+    ) -> list[Message] | tuple[list[Message], list[int]]:
+        """Up to ``max_messages`` messages, waiting up to ``timeout`` for the
+        first; [] if none came; with ``timestamps=True`` also their receive
+        times (see steadyws.WebSocket.recv_batch)."""
         check_count("max_messages", max_messages)
+        check_flag("timestamps", timestamps)
         self._check_receiver()
         stream = self._conn.stream
+        taken: tuple[list[Message], list[int]]
         if check_timeout("timeout", timeout) == 0:
-            return self._now(lambda: stream.take_messages(max_messages))
+            taken = self._now(lambda: stream.take_messages(max_messages), lambda got: not got[0])
+            return taken if timestamps else taken[0]
 
-        async def batch() -> list[Message]:
-            while not (messages := stream.take_messages(max_messages)):
+        async def batch() -> tuple[list[Message], list[int]]:
+            while not (got := stream.take_messages(max_messages))[0]:
                 await self._pull()
-            return messages
+            return got
 
         try:
-            result: list[Message] = await _with_timeout(batch(), timeout)
+            taken = await _with_timeout(batch(), timeout)
         except TimeoutError:
-            return []
-        return result
+            taken = ([], [])
+        return taken if timestamps else taken[0]
 
     async def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[Event]:
         """Up to ``max_events`` items of the event stream (messages and
@@ -630,33 +651,50 @@ class Group:
         result: tuple[WebSocket, Message] = await _with_timeout(one(), timeout)
         return result
 
+    @overload
     async def recv_batch(
-        self, max_messages: int = 1000, timeout: float | None = None
-    ) -> list[tuple[WebSocket, Message]]:
-        """Up to ``max_messages`` ``(ws, message)`` pairs; [] if none came."""
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[False] = ...
+    ) -> list[tuple[WebSocket, Message]]: ...
+
+    @overload
+    async def recv_batch(
+        self, max_messages: int = ..., timeout: float | None = ..., *, timestamps: Literal[True]
+    ) -> tuple[list[tuple[WebSocket, Message]], list[int]]: ...
+
+    async def recv_batch(
+        self, max_messages: int = 1000, timeout: float | None = None, *, timestamps: bool = False
+    ) -> list[tuple[WebSocket, Message]] | tuple[list[tuple[WebSocket, Message]], list[int]]:
+        """Up to ``max_messages`` ``(ws, message)`` pairs; [] if none came;
+        with ``timestamps=True`` also their receive times."""
         check_count("max_messages", max_messages)
-        return await self._take(lambda: self._stream.take_messages(max_messages), timeout)
+        check_flag("timestamps", timestamps)
+        nothing: tuple[list[tuple[WebSocket, Message]], list[int]] = ([], [])
+        items, stamps = await self._take(
+            lambda: self._stream.take_messages(max_messages), timeout, lambda got: not got[0], nothing
+        )
+        return (items, stamps) if timestamps else items
 
     async def recv_events(self, max_events: int = 1000, timeout: float | None = None) -> list[tuple[WebSocket, Event]]:
         """Up to ``max_events`` ``(ws, event)`` pairs, lifecycle events too."""
         check_count("max_events", max_events)
-        return await self._take(lambda: self._stream.take_events(max_events), timeout)
+        nothing: list[tuple[WebSocket, Event]] = []
+        return await self._take(lambda: self._stream.take_events(max_events), timeout, operator.not_, nothing)
 
-    async def _take(self, take: Callable[[], list[T]], timeout: float | None) -> list[T]:
+    async def _take(self, take: Callable[[], T], timeout: float | None, empty: Callable[[T], bool], nothing: T) -> T:
         _lib.check_fork()
         if check_timeout("timeout", timeout) == 0:
             self._poll_now()
             return take()
 
-        async def some() -> list[T]:
-            while not (got := take()):
+        async def some() -> T:
+            while empty(got := take()):
                 await self._pull()
             return got
 
         try:
-            result: list[T] = await _with_timeout(some(), timeout)
+            result: T = await _with_timeout(some(), timeout)
         except TimeoutError:
-            return []
+            return nothing
         return result
 
     def __aiter__(self) -> AsyncIterator[tuple[WebSocket, Message]]:
@@ -673,7 +711,7 @@ class Group:
         if self._stream.empty() and not self._stream.over():
             await self._turns.take(self._poll)
 
-    def _feed(self, runs: list[tuple[int, list[HubEvent]]]) -> bool:
+    def _feed(self, runs: list[tuple[int, list[HubEvent], list[int]]]) -> bool:
         self._hub.ack(self._stream.feed(runs))
         return bool(runs)
 
