@@ -42,7 +42,7 @@ from ._lib import runtime_stats
 from ._options import Backoff, Options
 from ._ratelimit import RateLimit
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "Backoff",

@@ -363,6 +363,7 @@ class ConnectionInfo:
         """When the message most recently handed out (by recv, recv_batch,
         iteration, on_message or the Group) was read from the socket -- its
         last frame -- in time.time_ns()'s clock; 0 before the first."""
+        _lib.check_fork()
         return self._conn.stream.last_ns
 
     @property
