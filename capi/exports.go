@@ -364,6 +364,16 @@ func sws_ready(h int64, conn int32, errp unsafe.Pointer) int32 {
 	})
 }
 
+// sws_rotate replaces h's open connection make-before-break: a second
+// connection opens (OPEN, its on_open), delivery switches to it (ROTATED),
+// the old one closes with 1000. NOT_CONNECTED unless one is open; OK if a
+// rotation started or is under way.
+//
+//export sws_rotate
+func sws_rotate(h int64, errp unsafe.Pointer) int32 {
+	return withClient(h, errp, func(e *entry) error { return e.client.Rotate() })
+}
+
 // sws_provide_headers answers header request req (a HEADERS event of a hub
 // observer) with a JSON array of [name, value] pairs, or, with failure_len
 // > 0, says why there are none: the attempt then fails and the backoff

@@ -51,6 +51,7 @@ enum sws_event_kind {
 	SWS_EVENT_RECONNECTING = 6, // a = attempt, b = delay in ms; data = why the last attempt failed
 	SWS_EVENT_WARNING = 7, // a = an sws_warn_kind, b = its count; data = a message
 	SWS_EVENT_HEADERS = 8, // hub observers only: attempt a waits for sws_provide_headers(handle, a, ...)
+	SWS_EVENT_ROTATED = 9, // a rotation switched delivery to connection a; the old one closes with 1000
 };
 
 // Who sent the first close frame of a connection.

@@ -96,6 +96,7 @@ func eventKinds() []ABIValue {
 		{"RECONNECTING", int64(EventReconnecting), "a = attempt, b = delay in ms; data = why the last attempt failed"},
 		{"WARNING", int64(EventWarning), "a = an sws_warn_kind, b = its count; data = a message"},
 		{"HEADERS", int64(EventHeaders), "hub observers only: attempt a waits for sws_provide_headers(handle, a, ...)"},
+		{"ROTATED", int64(EventRotated), "a rotation switched delivery to connection a; the old one closes with 1000"},
 	}
 }
 

@@ -41,9 +41,11 @@ type Client struct {
 
 	// Lifecycle, for stats and the reconnect policy.
 	everOpened atomic.Bool
-	openedAt   atomic.Int64 // unix ns of the current open, 0 when not open
-	lastData   atomic.Int64 // unix ns when the last data message was read, 0 before the first
-	dialPaced  bool         // the next dial's connect_rate grant is reserved (supervisor only)
+	openedAt   atomic.Int64             // unix ns of the current open, 0 when not open
+	lastData   atomic.Int64             // unix ns when the last data message was read, 0 before the first
+	dialPaced  bool                     // the next dial's connect_rate grant is reserved (supervisor only)
+	rot        atomic.Pointer[rotation] // the rotation under way, or the last one until its duplicates are past
+	rotating   bool                     // a rotation goroutine runs (guarded by mu)
 
 	// Reconnect state (reconnect.go).
 	policy  Backoff // guarded by mu; SetBackoff changes it live
@@ -162,7 +164,13 @@ func (c *Client) connect() (cn *conn, err error) {
 	c.mu.Lock()
 	c.transitionLocked(StateConnecting)
 	c.mu.Unlock()
-	err = safely("dial", func() error {
+	return c.dialOnce("dial")
+}
+
+// dialOnce dials a connection with fresh headers (a reconnect's, or a
+// rotation's).
+func (c *Client) dialOnce(op string) (cn *conn, err error) {
+	err = safely(op, func() error {
 		h, err := c.header()
 		if err != nil {
 			return err
@@ -179,15 +187,18 @@ func (c *Client) connect() (cn *conn, err error) {
 // session runs one open connection to its end and returns its fate.
 func (c *Client) session(cn *conn) fate {
 	c.open(cn)
-	if c.s.PingInterval > 0 {
-		c.group.Go("heartbeat", func() { c.heartbeat(cn) })
-	}
-	if c.s.MaxSilence > 0 {
-		c.group.Go("silence", func() { c.watchSilence(cn) })
-	}
+	c.startWatchers(cn)
 	err := safely("read", func() error { return c.readLoop(cn) })
-	if cn.turn != nil {
-		cn.turn.end()
+	for {
+		if cn.turn != nil {
+			cn.turn.end()
+		}
+		r, rotated := c.adopt(cn)
+		if !rotated {
+			break
+		}
+		c.retire(cn, err) // a rotation replaced it: the new one is the session's now
+		cn, err = r.nu, <-r.done
 	}
 	f := c.settle(cn, err)
 	c.finishConn(cn, f.cause)
@@ -196,6 +207,28 @@ func (c *Client) session(cn *conn) fate {
 	c.mu.Unlock()
 	c.openedAt.Store(0)
 	return f
+}
+
+// startWatchers starts what watches an open connection: the heartbeat,
+// the staleness watch, and the age that rotates it.
+func (c *Client) startWatchers(cn *conn) {
+	if c.s.PingInterval > 0 {
+		c.group.Go("heartbeat", func() { c.heartbeat(cn) })
+	}
+	if c.s.MaxSilence > 0 {
+		c.group.Go("silence", func() { c.watchSilence(cn) })
+	}
+	if age := c.s.MaxConnectionAge; age > 0 {
+		c.group.Go("age", func() {
+			t := time.NewTimer(age)
+			defer t.Stop()
+			select {
+			case <-cn.dead:
+			case <-t.C:
+				_ = c.Rotate()
+			}
+		})
+	}
 }
 
 // open announces the new connection. With the open gate, only the sends of
@@ -229,6 +262,9 @@ func (c *Client) open(cn *conn) {
 func (c *Client) Ready(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.readyRotation(n) {
+		return
+	}
 	if c.conn != nil && c.connNo == n && !c.ready {
 		c.ready = true
 		c.transitionLocked(StateOpen)
@@ -405,6 +441,10 @@ func (c *Client) Close(code int, reason string) error {
 			cn.turn.recall() // the reader reads the server's close frame, whoever waits
 		}
 		c.group.Go("close", func() { c.closeConn(cn) })
+		if r := c.rot.Load(); r != nil && r.nu != nil && r.nu != cn && !r.nu.isDead() {
+			nu := r.nu // a rotation's new connection closes too
+			c.group.Go("close", func() { c.closeConn(nu) })
+		}
 	}
 	return nil
 }
@@ -416,6 +456,11 @@ func (c *Client) closeConn(cn *conn) {
 	c.mu.Lock()
 	code, reason := c.closeCode, c.closeReason
 	c.mu.Unlock()
+	c.closeConnWith(cn, code, reason)
+}
+
+// closeConnWith is closeConn with code and reason (a rotation's 1000).
+func (c *Client) closeConnWith(cn *conn, code int, reason string) {
 	limit := c.s.CloseTimeout
 	var expired <-chan time.Time
 	if limit > 0 {
@@ -437,10 +482,13 @@ func (c *Client) closeConn(cn *conn) {
 	}
 }
 
-// peerClosing records that the peer started or answered the close handshake.
-func (c *Client) peerClosing() {
+// peerClosing records that the peer of connection cn started or answered
+// the close handshake.
+func (c *Client) peerClosing(cn *conn) {
 	c.mu.Lock()
-	c.transitionLocked(StateClosing)
+	if c.conn == cn { // not a connection a rotation replaced
+		c.transitionLocked(StateClosing)
+	}
 	c.mu.Unlock()
 }
 
@@ -459,6 +507,11 @@ func (c *Client) Abort(timeout time.Duration) bool {
 	c.q.refuse()
 	if cn != nil {
 		cn.die(&Error{Code: CodeClosed, Op: "abort", Err: errors.New("aborted")})
+	}
+	if r := c.rot.Load(); r != nil {
+		if nu, _ := r.newConn(); nu != nil {
+			nu.die(&Error{Code: CodeClosed, Op: "abort", Err: errors.New("aborted")})
+		}
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()

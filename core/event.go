@@ -29,6 +29,9 @@ const (
 	// EventHeaders goes to the observer only: reconnect attempt Runes waits
 	// for its handshake headers (Client.ProvideHeaders).
 	EventHeaders EventKind = 8
+	// EventRotated: a rotation switched delivery to connection Runes (its
+	// EventOpen came before); the old connection closes with 1000.
+	EventRotated EventKind = 9
 )
 
 // Event is one item of a client's event stream: a message or a lifecycle

@@ -41,8 +41,8 @@ func (c *Client) pollFastOnce(dst []Event, maxBytes int) (n, need, gen int, err 
 	if n, need, err = c.Poll(dst, maxBytes, 0); n > 0 || need > 0 || err != nil {
 		return n, need, leasedTo(cn, num), err
 	}
-	if cn == nil || cn.turn == nil || !cn.turn.take() {
-		return 0, 0, 0, nil
+	if cn == nil || cn.turn == nil || c.rot.Load() != nil || !cn.turn.take() {
+		return 0, 0, 0, nil // during a rotation only the reader goroutines read (see queueRotating)
 	}
 	c.q.holdSignal()
 	before := c.stats.v[StatMessagesIn].Load()

@@ -128,6 +128,9 @@ var optionTable = []Option{
 		Doc:   "seconds without a data message before the feed is stale: the connection ends (reason stale) and reconnects",
 		codec: secondsCodec{0, func(o *Options) *time.Duration { return &o.MaxSilence }}},
 
+	{Name: "max_connection_age", Kind: KindSeconds, Min: 0.05, Max: maxSeconds, Default: "None", None: "never",
+		Doc:   "seconds after which a connection is rotated, make-before-break",
+		codec: secondsCodec{0, func(o *Options) *time.Duration { return &o.MaxConnectionAge }}},
 	{Name: "send_rate", Kind: KindRateLimit, Default: "None", None: "no limit",
 		Doc:   "a steadyws.RateLimit that paces send and send_batch (shared by every connection given it)",
 		codec: rateLimitCodec{func(o *Options) **RateLimit { return &o.SendRate }}},

@@ -156,6 +156,10 @@ type Options struct {
 	// in a full queue (a slow consumer), the silence does not count. 0: off.
 	MaxSilence time.Duration
 
+	// MaxConnectionAge rotates a connection once it is that old (see
+	// Client.Rotate): before a venue's forced daily disconnect. 0: never.
+	MaxConnectionAge time.Duration
+
 	// SendRate paces our outbound messages (and, if it says so, our pings
 	// and pongs) through a budget that other clients may share; nil: none.
 	SendRate *RateLimit

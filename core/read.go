@@ -492,6 +492,14 @@ func readAll(src io.Reader, first int64) ([]byte, error) {
 // queueAll queues a burst's messages (already counted) under the overflow
 // policy: what fits under one lock, waiting for room as deliver does.
 func (c *Client) queueAll(cn *conn, evs []Event) error {
+	if r := c.rot.Load(); r != nil {
+		return c.queueRotating(r, cn, evs)
+	}
+	return c.queueRouted(cn, evs)
+}
+
+// queueRouted is queueAll for messages a rotation has routed.
+func (c *Client) queueRouted(cn *conn, evs []Event) error {
 	for len(evs) > 0 {
 		n, wait, err := c.q.tryPutMany(evs)
 		if err != nil {
@@ -516,6 +524,9 @@ func (c *Client) deliver(cn *conn, ev Event) error {
 	c.stats.add(StatBytesIn, int64(len(ev.Data)))
 	ev.Time = time.Now().UnixNano() // its last frame was just read
 	c.lastData.Store(ev.Time)
+	if c.rot.Load() != nil {
+		return c.queueAll(cn, []Event{ev})
+	}
 	_, wait, err := c.q.tryPut(ev)
 	if wait {
 		c.deliverBlocked(cn, ev)
@@ -582,7 +593,7 @@ func (cn *conn) receiveClose(body []byte) error {
 	}
 	cn.peerClose = ce // read by endCause after the reader has returned
 	cn.firstClose.CompareAndSwap(int32(SideNone), int32(SideServer))
-	cn.client.peerClosing()
+	cn.client.peerClosing(cn)
 	if err := cn.writeClose(ce.Code, ""); err != nil && !cn.closeSentErr(err) {
 		return err
 	}

@@ -152,6 +152,9 @@ func frameOps(msgs [][]byte, text []bool) ([]ws.OpCode, int, error) {
 func (c *Client) sendConn(opening int) (*conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if nu := c.rotationConn(opening); nu != nil && c.end == nil {
+		return nu, nil // the on_open of a rotation's new connection
+	}
 	switch {
 	case c.end != nil:
 		return nil, c.end.closedError("send")

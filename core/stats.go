@@ -37,6 +37,9 @@ const (
 	StatStale           // connections ended by max_silence
 	StatRateWaited      // messages (and control frames) that waited for send_rate
 	StatRateRefused     // sends send_rate refused (RateLimited)
+	StatRotations       // rotations completed (Rotate, max_connection_age)
+	StatRotationFailures
+	StatDuplicatesDropped // messages of a rotation's new connection the old one had delivered
 	NumStats
 )
 
@@ -47,7 +50,7 @@ var StatNames = [NumStats]string{
 	"pings_received", "pongs_received", "connects", "reconnects", "attempt",
 	"pings_sent", "last_rtt_us", "pings_after_death", "reader_blocked_ms", "connected_ms",
 	"compressed_in", "events_dropped", "messages_fast", "last_data_age_ms", "stale",
-	"rate_waited", "rate_refused",
+	"rate_waited", "rate_refused", "rotations", "rotation_failures", "duplicates_dropped",
 }
 
 type stats struct {

@@ -194,6 +194,18 @@ func (t *turn) recall() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
+	t.handBackLocked()
+}
+
+// handBack gives a leased turn back to the reader goroutine now, as recall
+// does, but not for good: the consumer may lease it again later.
+func (t *turn) handBack() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.handBackLocked()
+}
+
+func (t *turn) handBackLocked() {
 	switch {
 	case t.state != turnLeased:
 	case t.parked:

@@ -135,12 +135,52 @@ def fragments_for(kind: str, count: int, size: int) -> list[bytes]:
 Handler = Callable[[ServerConnection, dict[str, str]], None]
 
 
+class Ticker:
+    """A venue's stream: messages {"seq": n}, n from 0 to count - 1, at ``rate`` a second, each sent
+    to every connection subscribed at that moment (a connection joins where the feed stands). It
+    starts with its first subscriber."""
+
+    def __init__(self, count: int, rate: int) -> None:
+        self._count, self._rate = count, rate
+        self._lock = threading.Lock()
+        self._subscribers: list[ServerConnection] = []
+        self._thread: threading.Thread | None = None
+
+    def serve(self, ws: ServerConnection) -> None:
+        with self._lock:
+            self._subscribers.append(ws)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ticker", daemon=True)
+                self._thread.start()
+        try:
+            for _ in ws:  # until the client closes
+                pass
+        finally:
+            with self._lock:
+                self._subscribers.remove(ws)
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        for seq in range(self._count):
+            if (wait := start + seq / self._rate - time.perf_counter()) > 0:
+                time.sleep(wait)
+            with self._lock:
+                subscribers = list(self._subscribers)
+            message = f'{{"seq": {seq}}}'
+            for ws in subscribers:
+                try:
+                    ws.send(message)
+                except ConnectionClosed:
+                    pass
+
+
 class EchoServer(Recorder):
     """A websockets server in a daemon thread on 127.0.0.1:<random port>.
 
     Paths: /echo, /shout (echo, upper-cased), /fragments?n=&size=&kind=, /ping,
     /close?code=&reason=, /headers, /flood?n=&size=,
-    /record-close (echo, then record how the client closed).
+    /record-close (echo, then record how the client closed),
+    /ticker?feed=&n=&rate= (one sequenced feed shared by every connection to it, see Ticker).
     """
 
     def __init__(
@@ -161,7 +201,10 @@ class EchoServer(Recorder):
             "/headers": lambda ws, q: self._headers(ws),
             "/flood": self._flood,
             "/record-close": lambda ws, q: self._record_close(ws),
+            "/ticker": self._ticker,
         }
+        self._tickers: dict[str, Ticker] = {}
+        self._tickers_lock = threading.Lock()
         self._server = serve(
             self._handle,
             HOST,
@@ -251,6 +294,14 @@ class EchoServer(Recorder):
             EchoServer._echo(ws)
         else:
             ws.close(1000)
+
+    def _ticker(self, ws: ServerConnection, query: dict[str, str]) -> None:
+        name = query.get("feed", "default")
+        with self._tickers_lock:
+            ticker = self._tickers.get(name)
+            if ticker is None:
+                ticker = self._tickers[name] = Ticker(int(query.get("n", "1000")), int(query.get("rate", "1000")))
+        ticker.serve(ws)
 
     def _record_close(self, ws: ServerConnection) -> None:
         assert ws.request is not None

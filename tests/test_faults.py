@@ -312,6 +312,9 @@ def test_close_from_inside_a_callback(bad_server: MisbehavingServer) -> None:
     ws = steadyws.connect(bad_server.url(target), reconnect=FAST, on_disconnect=lambda ws, err: ws.close())
     received = list(ws)  # ends with ConnectionClosedOK, swallowed by the iterator
     assert received == []
+    # A close() from a callback does not wait (the callback thread cannot wait for itself); the
+    # iteration ends once the queue refuses more, which can be a moment before the engine's end.
+    assert ws.wait_closed(timeout=10)
     assert ws.state == "closed" and ws.close_code == 1000
     time.sleep(0.3)
     assert len(bad_server.requests(target)) == 1, "dialled again after close()"

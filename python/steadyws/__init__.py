@@ -37,7 +37,7 @@ from ._errors import (
     TLSError,
     WebSocketError,
 )
-from ._events import Closed, Disconnected, Ended, Opened, QueueWarning, Reconnecting
+from ._events import Closed, Disconnected, Ended, Opened, QueueWarning, Reconnecting, Rotated
 from ._lib import runtime_stats
 from ._options import Backoff, Options
 from ._ratelimit import RateLimit
@@ -74,6 +74,7 @@ __all__ = [
     "RateLimit",
     "RateLimited",
     "Reconnecting",
+    "Rotated",
     "TLSError",
     "WebSocket",
     "WebSocketError",

@@ -58,6 +58,7 @@ class EventKind(enum.IntEnum):
     RECONNECTING = 6  # a = attempt, b = delay in ms; data = why the last attempt failed
     WARNING = 7  # a = an sws_warn_kind, b = its count; data = a message
     HEADERS = 8  # hub observers only: attempt a waits for sws_provide_headers(handle, a, ...)
+    ROTATED = 9  # a rotation switched delivery to connection a; the old one closes with 1000
 
 # Who sent the first close frame of a connection.
 SIDES = (
@@ -123,6 +124,9 @@ STAT_NAMES = (
     "stale",
     "rate_waited",
     "rate_refused",
+    "rotations",
+    "rotation_failures",
+    "duplicates_dropped",
 )
 
 
@@ -163,6 +167,7 @@ OPTIONS = {
     "ping_interval": Option("seconds", "20.0", "no heartbeat", "seconds between our pings", False),
     "ping_timeout": Option("seconds", "20.0", "never declare the server dead", "seconds after a ping without any frame before the server is declared dead", False),
     "max_silence": Option("seconds", "None", "off", "seconds without a data message before the feed is stale: the connection ends (reason stale) and reconnects", False),
+    "max_connection_age": Option("seconds", "None", "never", "seconds after which a connection is rotated, make-before-break", False),
     "send_rate": Option("RateLimit", "None", "no limit", "a steadyws.RateLimit that paces send and send_batch (shared by every connection given it)", False),
     "connect_rate": Option("RateLimit", "None", "no limit", "a steadyws.RateLimit that paces dial attempts, on top of the backoff schedule", False),
     "_open_gate": Option("bool", "False", "", "hold new connections back from senders until on_open returned", True),
@@ -191,6 +196,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "sws_provide_headers": ("i64", "i32", "ptr", "i64", "ptr", "i64", "ptr"),
     "sws_ratelimit_new": ("i64", "i64", "i64", "i32", "ptr", "ptr"),
     "sws_ready": ("i64", "i32", "ptr"),
+    "sws_rotate": ("i64", "ptr"),
     "sws_runtime_stats": ("ptr", "i32", "ptr", "ptr"),
     "sws_send": ("i64", "ptr", "i64", "i32", "i32", "ptr"),
     "sws_send_batch": ("i64", "ptr", "i64", "ptr", "i32", "i32", "i32", "ptr"),

@@ -24,7 +24,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._events import Closed, Disconnected, HeadersWanted, HubEvent, Opened, QueueWarning, Reconnecting, is_message
+from ._events import (
+    Closed,
+    Disconnected,
+    HeadersWanted,
+    HubEvent,
+    Opened,
+    QueueWarning,
+    Reconnecting,
+    Rotated,
+    is_message,
+)
 
 if TYPE_CHECKING:
     from ._conn import Connection
@@ -142,6 +152,9 @@ class Lifecycle:
             return None
         if isinstance(event, HeadersWanted):
             return (self.headers, ()) if self.headers is not None else None
+        if isinstance(event, Rotated):
+            logger.info("%s: rotated to connection %d", url, event.connection)
+            return None
         if isinstance(event, Closed):
             self.conn.record_end(event)
             # A lost connection was logged when it was lost; giving up on

@@ -358,6 +358,22 @@ class ConnectionInfo:
         _lib.check_fork()
         return self._conn.state()
 
+    def rotate(self) -> None:
+        """Replace the connection make-before-break, now (see
+        max_connection_age): a second connection opens with fresh headers
+        and runs on_open; delivery switches to it once it delivers, without
+        duplicates or a gap when both get the same feed; then the old one
+        closes with 1000 (events Opened, then Rotated). NotConnected unless
+        a connection is open; a rotation under way is not started twice.
+        A rotation that cannot open leaves the old connection serving and
+        tries again after the reconnect policy's first delay."""
+        _lib.check_fork()
+        h = self._conn.acquire()
+        try:
+            _lib.call(lib.sws_rotate, h)
+        finally:
+            self._conn.release()
+
     @property
     def last_received_ns(self) -> int:
         """When the message most recently handed out (by recv, recv_batch,

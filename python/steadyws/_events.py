@@ -107,6 +107,16 @@ class QueueWarning:
 
 
 @dataclass(frozen=True)
+class Rotated:
+    """A rotation switched delivery to connection number ``connection`` (its
+    Opened came before, and its on_open ran); the old connection closes
+    with 1000. Messages the old one delivered are not delivered again."""
+
+    connection: int
+    time_ns: int = field(default=0, compare=False)  # when it happened: time.time_ns()'s clock
+
+
+@dataclass(frozen=True)
 class HeadersWanted:
     """Reconnect attempt ``request`` waits for fresh headers (internal: the
     callback runner answers it with the user's headers callable)."""
@@ -114,7 +124,7 @@ class HeadersWanted:
     request: int
 
 
-Lifecycle = Union[Opened, Disconnected, Reconnecting, Closed, QueueWarning]
+Lifecycle = Union[Opened, Disconnected, Reconnecting, Closed, QueueWarning, Rotated]
 Event = Union[Message, Lifecycle]
 HubEvent = Union[Event, HeadersWanted]
 
@@ -210,6 +220,8 @@ def _event(kind: int, a: int, b: int, data: memoryview, at: int) -> HubEvent:
         return QueueWarning(kind_name, b, str(data, "utf-8", "replace"), at)
     if kind == EventKind.HEADERS:
         return HeadersWanted(a)
+    if kind == EventKind.ROTATED:
+        return Rotated(a, at)
     raise ValueError(f"unknown event kind {kind}")
 
 

@@ -59,6 +59,7 @@ class Options(TypedDict, total=False):
     ping_interval: float | None
     ping_timeout: float | None
     max_silence: float | None
+    max_connection_age: float | None
     send_rate: RateLimit | None
     connect_rate: RateLimit | None
 
