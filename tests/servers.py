@@ -180,7 +180,8 @@ class EchoServer(Recorder):
     Paths: /echo, /shout (echo, upper-cased), /fragments?n=&size=&kind=, /ping,
     /close?code=&reason=, /headers, /flood?n=&size=,
     /record-close (echo, then record how the client closed),
-    /ticker?feed=&n=&rate= (one sequenced feed shared by every connection to it, see Ticker).
+    /ticker?feed=&n=&rate= (one sequenced feed shared by every connection to it, see Ticker),
+    /count (records each message it reads, with its arrival time).
     """
 
     def __init__(
@@ -202,6 +203,7 @@ class EchoServer(Recorder):
             "/flood": self._flood,
             "/record-close": lambda ws, q: self._record_close(ws),
             "/ticker": self._ticker,
+            "/count": lambda ws, q: self._count(ws),
         }
         self._tickers: dict[str, Ticker] = {}
         self._tickers_lock = threading.Lock()
@@ -294,6 +296,13 @@ class EchoServer(Recorder):
             EchoServer._echo(ws)
         else:
             ws.close(1000)
+
+    def _count(self, ws: ServerConnection) -> None:
+        """Record each message as it is read (Event "message", with its arrival time)."""
+        assert ws.request is not None
+        for message in ws:
+            data = message.encode() if isinstance(message, str) else message
+            self.record(Event("message", ws.request.path, payload=data))
 
     def _ticker(self, ws: ServerConnection, query: dict[str, str]) -> None:
         name = query.get("feed", "default")

@@ -736,3 +736,34 @@ def test_rotation_against_an_independent_server(ws_server: EchoServer) -> None:
         assert ws.stats()["rotations"] == 1
     finally:
         ws.close()
+
+
+def test_a_shared_rate_limit_at_an_independent_server(ws_server: EchoServer) -> None:
+    """The websockets library's server timestamps what it reads: two connections sharing
+    RateLimit(5, per=1.0) never put more than 5 messages in any second there."""
+    target = tagged("/count")
+    budget = steadyws.RateLimit(5, per=1.0)
+    feeds = [steadyws.connect(ws_server.url(target), send_rate=budget, reconnect=False) for _ in range(2)]
+    try:
+        for i in range(12):
+            feeds[i % 2].send(f"m{i}")
+        ws_server.wait_for(lambda e: e.target == target and e.payload == b"m11", timeout=10)
+    finally:
+        for ws in feeds:
+            ws.close()
+    arrivals = sorted(e.at for e in ws_server.events if e.target == target and e.kind == "message")
+    assert len(arrivals) == 12
+    most = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
+    assert most <= 5, f"{most} messages within one second at the server"
+
+
+def test_timestamps_with_an_independent_server(ws_server: EchoServer) -> None:
+    with steadyws.connect(ws_server.url("/echo"), reconnect=False) as ws:
+        stamps: list[int] = []
+        for i in range(10):
+            before = time.time_ns()
+            ws.send(f"e{i}")
+            messages, times = ws.recv_batch(timeout=10, timestamps=True)
+            assert messages == [f"e{i}"] and before <= times[0] <= time.time_ns()
+            stamps += times
+        assert stamps == sorted(stamps)
