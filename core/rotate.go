@@ -24,7 +24,7 @@ import (
 //     only the new connection's messages count (and the old one closes).
 //
 // A rotation that cannot open leaves the old connection serving and is
-// tried again after the backoff's first delay.
+// tried again on the reconnect policy's backoff schedule.
 
 // catchUpFor bounds how long the new connection's messages wait for the
 // old one to deliver the same message (feeds that differ per connection
@@ -258,7 +258,7 @@ func (c *Client) rotate(old *conn) {
 		c.rotating = false
 		c.mu.Unlock()
 	}()
-	for !old.isDead() {
+	for failed := 0; !old.isDead(); failed++ {
 		r := c.beginRotation(old)
 		nu, err := c.dialRotation()
 		if err == nil {
@@ -269,7 +269,7 @@ func (c *Client) rotate(old *conn) {
 		c.stats.add(StatRotationFailures, 1)
 		select {
 		case <-old.dead:
-		case <-time.After(c.rotationRetry()):
+		case <-time.After(c.rotationRetry(failed)):
 		}
 	}
 }
@@ -288,15 +288,15 @@ func (c *Client) beginRotation(old *conn) *rotation {
 	return r
 }
 
-// rotationRetry is the wait before a failed rotation's next attempt: the
-// reconnect policy's first delay.
-func (c *Client) rotationRetry() time.Duration {
+// rotationRetry is the wait before a rotation's next attempt after failed
+// ones: the reconnect policy's schedule (the default one without a policy).
+func (c *Client) rotationRetry(failed int) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.s.Reconnect == nil {
-		return DefaultBackoff.Min
+		return DefaultBackoff.delay(failed)
 	}
-	return c.policy.Min
+	return c.policy.delay(failed)
 }
 
 // dialRotation dials the new connection: fresh headers, connect_rate.

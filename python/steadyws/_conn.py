@@ -366,7 +366,7 @@ class ConnectionInfo:
         closes with 1000 (events Opened, then Rotated). NotConnected unless
         a connection is open; a rotation under way is not started twice.
         A rotation that cannot open leaves the old connection serving and
-        tries again after the reconnect policy's first delay."""
+        tries again on the reconnect policy's backoff schedule."""
         _lib.check_fork()
         h = self._conn.acquire()
         try:
