@@ -87,13 +87,18 @@ func (s *Server) serve(conn net.Conn) {
 	s.add(c)
 	defer s.remove(c)
 	defer close(c.done)
-	_, err := (ws.Upgrader{}).Upgrade(readWriter{br, conn})
+	// The handshake counts before the 101 goes out: a client that saw it
+	// complete finds it counted.
+	u := ws.Upgrader{OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+		s.handshakes.Add(1)
+		return ws.HandshakeHeaderString(""), nil
+	}}
+	_, err := u.Upgrade(readWriter{br, conn})
 	c.writeMu.Unlock()
 	if err != nil {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s.handshakes.Add(1)
 	if s.o.ExpireAfter > 0 {
 		s.group.Go("expire", func() { c.expire(s.o.ExpireAfter) })
 	}
