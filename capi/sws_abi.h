@@ -37,7 +37,7 @@ enum sws_state {
 	SWS_STATE_CONNECTING = 0, // dialling, in the opening handshake, or waiting for on_open
 	SWS_STATE_OPEN = 1, // messages flow both ways
 	SWS_STATE_RECONNECTING = 2, // the connection was lost; waiting to dial again
-	SWS_STATE_CLOSING = 3, // close() was called, or the peer started the close handshake
+	SWS_STATE_CLOSING = 3, // close() was called, the peer started the close handshake, or the end is decided
 	SWS_STATE_CLOSED = 4, // terminal: no goroutine of this client is left
 };
 

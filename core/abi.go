@@ -105,7 +105,7 @@ var stateDocs = [...]string{
 	"dialling, in the opening handshake, or waiting for on_open",
 	"messages flow both ways",
 	"the connection was lost; waiting to dial again",
-	"close() was called, or the peer started the close handshake",
+	"close() was called, the peer started the close handshake, or the end is decided",
 	"terminal: no goroutine of this client is left",
 }
 

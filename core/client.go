@@ -279,6 +279,9 @@ func (c *Client) settle(cn *conn, err error) fate {
 	f := c.plan(cause, cn)
 	if !f.again {
 		c.decideEnd(f.end)
+		c.mu.Lock()
+		c.transitionLocked(StateClosing) // ending for good: no longer "open" once senders learn it
+		c.mu.Unlock()
 	}
 	cn.fate = f
 	close(cn.settled)

@@ -9,7 +9,7 @@ const (
 	StateConnecting   State = 0 // dialling or in the opening handshake
 	StateOpen         State = 1 // messages flow both ways
 	StateReconnecting State = 2 // the connection was lost; waiting to dial again
-	StateClosing      State = 3 // close() was called, or the peer started the close handshake
+	StateClosing      State = 3 // close() was called, the peer started the close handshake, or the end is decided
 	StateClosed       State = 4 // terminal: no goroutine of this client is left
 )
 

@@ -49,6 +49,8 @@ def test_send_after_peer_reset(bad_server: MisbehavingServer) -> None:
         assert isinstance(error, steadyws.WebSocketError), repr(error)
         with pytest.raises(steadyws.ConnectionClosed):
             ws.send("after the reset")
+        assert ws.state in ("closing", "closed")  # the end is decided; the engine may still be finishing
+        assert ws.wait_closed(timeout=10)
         assert ws.state == "closed"
 
 

@@ -42,7 +42,7 @@ STATES = (
     "connecting",  # dialling, in the opening handshake, or waiting for on_open
     "open",  # messages flow both ways
     "reconnecting",  # the connection was lost; waiting to dial again
-    "closing",  # close() was called, or the peer started the close handshake
+    "closing",  # close() was called, the peer started the close handshake, or the end is decided
     "closed",  # terminal: no goroutine of this client is left
 )
 
