@@ -434,29 +434,32 @@ def test_send_rate_must_be_a_rate_limit_and_a_batch_must_fit(steadyws_server: Se
 
 # -- receive timestamps ----------------------------------------------------------------------
 
-TRIALS = 20
+TRIALS = 5
+HELD = 0.3  # seconds a message waits in the queue before recv_batch takes it
 
 
 def test_recv_batch_timestamps_are_monotonic_and_taken_at_the_socket(steadyws_server: Server) -> None:
-    """Each message's time is when it was read from the socket: after the server was told to send it,
-    before (and close to) a reading taken right after recv_batch returned; non-decreasing across batches.
-    Closeness is judged on the median of 20 single-message trials (< 1 ms; each < 100 ms on a loaded
-    machine)."""
+    """Each message's time is when it was read from the socket, not when recv_batch handed it out: a
+    message that waited HELD seconds in the queue carries a time from before the wait (after the server
+    was told to send it, at least HELD before the reading taken after recv_batch); times never go back,
+    across single messages and a flood's batches. (How close to the socket they are is a speed, which
+    tests do not assert.)"""
     srv = steadyws_server
     with steadyws.connect(srv.url, reconnect=False) as ws:
         srv.send("warm-up")
         ws.recv(timeout=10)
-        gaps, last = [], 0
+        last = 0
         for i in range(TRIALS):
             before = time.time_ns()
             srv.send(f"t{i}")
+            wait_until(lambda: ws.stats()["queue_depth"] >= 1, what="the message queued")
+            time.sleep(HELD)
             messages, stamps = ws.recv_batch(timeout=10, timestamps=True)
             after = time.time_ns()
             assert messages == [f"t{i}"] and len(stamps) == 1
-            assert before <= stamps[0] <= after
+            assert before <= stamps[0] <= after - HELD * 1e9, (before, stamps[0], after)
             assert stamps[0] >= last
             last = stamps[0]
-            gaps.append(after - stamps[0])
         srv.flood(500, 100)
         got: list[Any] = []
         times: list[int] = []
@@ -466,9 +469,6 @@ def test_recv_batch_timestamps_are_monotonic_and_taken_at_the_socket(steadyws_se
             times += stamps
         assert len(times) == 500 and times == sorted(times) and times[0] >= last
         assert ws.last_received_ns == times[-1]
-    gaps.sort()
-    assert gaps[TRIALS // 2] < 1_000_000, f"median socket-to-return {gaps[TRIALS // 2] / 1e6:.2f} ms"
-    assert gaps[-1] < 100_000_000
 
 
 def test_asyncio_recv_batch_timestamps(steadyws_server: Server) -> None:
