@@ -32,6 +32,8 @@ type RateLimit struct {
 	ControlFrames bool // our pings and pongs take grants too
 	Wait          bool // a send waits for a grant (bounded by write_timeout) rather than failing at once
 
+	windows []window // what a grant must respect, derived once from Rate, Per and Burst
+
 	mu  sync.Mutex
 	log []time.Time // grant times, oldest first, at most Rate; the last may be reservations, in the future
 }
@@ -55,17 +57,19 @@ func NewRateLimit(n int, per time.Duration, burst int, controlFrames, wait bool)
 	case burst < 0 || burst > n:
 		return nil, invalidArg("burst", "must be between 1 and rate (%d), got %d", n, burst)
 	}
-	return &RateLimit{Rate: n, Per: per, Burst: burst, ControlFrames: controlFrames, Wait: wait}, nil
+	r := &RateLimit{Rate: n, Per: per, Burst: burst, ControlFrames: controlFrames, Wait: wait}
+	r.windows = []window{{n, per + per/margin}}
+	if burst > 0 && burst < n {
+		span := time.Duration(int64(per) * int64(burst) / int64(n))
+		r.windows = append(r.windows, window{burst, span + span/margin})
+	}
+	return r, nil
 }
 
-// windows are the (limit, span) pairs a grant must respect.
-func (r *RateLimit) windows() [][2]int64 {
-	w := [][2]int64{{int64(r.Rate), int64(r.Per + r.Per/margin)}}
-	if r.Burst > 0 && r.Burst < r.Rate {
-		span := time.Duration(int64(r.Per) * int64(r.Burst) / int64(r.Rate))
-		w = append(w, [2]int64{int64(r.Burst), int64(span + span/margin)})
-	}
-	return w
+// window: at most limit grants within any span (with its margin).
+type window struct {
+	limit int
+	span  time.Duration
 }
 
 // nextLocked is the earliest time at or after t when n grants fit in
@@ -76,12 +80,11 @@ func (r *RateLimit) nextLocked(t time.Time, n int) time.Time {
 	}
 	for changed := true; changed; {
 		changed = false
-		for _, w := range r.windows() {
-			limit, span := int(w[0]), time.Duration(w[1])
+		for _, w := range r.windows {
 			// The entry that must have left the window: n fit once only
 			// limit-n of the grants before t remain in it.
-			if i := len(r.log) - (limit - n) - 1; i >= 0 && r.log[i].Add(span).After(t) {
-				t, changed = r.log[i].Add(span), true
+			if i := len(r.log) - (w.limit - n) - 1; i >= 0 && r.log[i].Add(w.span).After(t) {
+				t, changed = r.log[i].Add(w.span), true
 			}
 		}
 	}
@@ -143,15 +146,21 @@ func (r *RateLimit) take(ctx context.Context, n int, wait bool, limit time.Durat
 	if err := r.fits(n); err != nil {
 		return err
 	}
+	if d := r.tryTake(n); d > 0 {
+		return r.await(ctx, n, d, wait, limit, op)
+	}
+	return nil
+}
+
+// await is take after a first try found no room for d: it waits (with
+// wait) and tries again, until the grants are taken, limit passes or ctx
+// ends.
+func (r *RateLimit) await(ctx context.Context, n int, d time.Duration, wait bool, limit time.Duration, op string) error {
 	var deadline time.Time
 	if limit > 0 {
 		deadline = time.Now().Add(limit)
 	}
-	for {
-		d := r.tryTake(n)
-		if d <= 0 {
-			return nil
-		}
+	for ; d > 0; d = r.tryTake(n) {
 		if !wait || (!deadline.IsZero() && time.Now().Add(d).After(deadline)) {
 			return rateLimited(op, d)
 		}
@@ -163,6 +172,7 @@ func (r *RateLimit) take(ctx context.Context, n int, wait bool, limit time.Durat
 			return &Error{Code: CodeClosed, Op: op, Err: ctx.Err()}
 		}
 	}
+	return nil
 }
 
 func rateLimited(op string, d time.Duration) *Error {

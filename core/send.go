@@ -89,7 +89,7 @@ func (c *Client) paceSend(n int, noWait bool) error {
 		return rateLimited("send", d)
 	}
 	c.stats.add(StatRateWaited, int64(n))
-	if err := r.take(c.ctx, n, r.Wait, c.s.WriteTimeout, "send"); err != nil {
+	if err := r.await(c.ctx, n, d, r.Wait, c.s.WriteTimeout, "send"); err != nil {
 		if CodeOf(err) == CodeRateLimited {
 			c.stats.add(StatRateRefused, 1)
 		}
