@@ -246,9 +246,9 @@ func (cn *conn) readBurst(consumer bool) (int, error) {
 	_, _ = cn.src.Discard(off)
 	cn.frames.Add(uint64(len(batch)))
 	c := cn.client
+	now := time.Now().UnixNano() // the burst's frames were read together (before they count as read)
 	c.stats.add(StatMessagesIn, int64(len(batch)))
 	c.stats.add(StatBytesIn, size)
-	now := time.Now().UnixNano() // the burst's frames were read together
 	for i := range batch {
 		batch[i].Time = now
 	}
@@ -520,9 +520,9 @@ func (c *Client) queueRouted(cn *conn, evs []Event) error {
 // OverflowBlock it waits while the queue is full, giving up only when the
 // connection dies or a local close makes the queue refuse.
 func (c *Client) deliver(cn *conn, ev Event) error {
+	ev.Time = time.Now().UnixNano() // its last frame was just read (before it counts as read)
 	c.stats.add(StatMessagesIn, 1)
 	c.stats.add(StatBytesIn, int64(len(ev.Data)))
-	ev.Time = time.Now().UnixNano() // its last frame was just read
 	c.lastData.Store(ev.Time)
 	if c.rot.Load() != nil {
 		return c.queueAll(cn, []Event{ev})
